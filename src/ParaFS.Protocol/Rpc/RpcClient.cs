@@ -1,0 +1,117 @@
+using Google.Protobuf;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace ParaFS.Protocol.Rpc;
+
+/// <summary>
+/// A pool of connections to one server. Calls spread over the connections; a connection that
+/// broke has failed its own pending calls and is replaced on the next call that picks it.
+/// </summary>
+public sealed class RpcClient : IAsyncDisposable
+{
+    private readonly Slot[] _slots;
+    private readonly ILogger _logger;
+    private int _next;
+    private bool _disposed;
+
+    public RpcClient(RpcEndpoint endpoint, RpcClientOptions options, ILoggerFactory? loggerFactory = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.ConnectionsPerServer, 1);
+        Endpoint = endpoint;
+        Options = options;
+        _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("ParaFS.Rpc");
+        _slots = new Slot[options.ConnectionsPerServer];
+        for (var i = 0; i < _slots.Length; i++)
+        {
+            _slots[i] = new Slot();
+        }
+    }
+
+    public RpcEndpoint Endpoint { get; }
+
+    public RpcClientOptions Options { get; }
+
+    /// <summary>The handshake answer of the most recent connection, or null before the first.</summary>
+    public HelloReply? ServerInfo { get; private set; }
+
+    /// <summary>Open connections right now.</summary>
+    public int OpenConnections => _slots.Count(s => s.Connection is { IsClosed: false });
+
+    /// <summary>Returns an open connection, connecting when its slot has none.</summary>
+    public ValueTask<RpcClientConnection> GetConnectionAsync(CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var slot = _slots[(int)((uint)Interlocked.Increment(ref _next) % (uint)_slots.Length)];
+        var current = slot.Connection;
+        return current is { IsClosed: false } ? ValueTask.FromResult(current) : ConnectSlotAsync(slot, cancellationToken);
+    }
+
+    /// <inheritdoc cref="RpcClientConnection.CallAsync(uint, IMessage?, ReadOnlyMemory{byte}, Memory{byte}, TimeSpan?, CancellationToken)"/>
+    public async Task<RpcReply> CallAsync(
+        uint method,
+        IMessage? request,
+        ReadOnlyMemory<byte> payload = default,
+        Memory<byte> replyDestination = default,
+        TimeSpan? timeout = null,
+        CancellationToken cancellationToken = default)
+    {
+        var connection = await GetConnectionAsync(cancellationToken).ConfigureAwait(false);
+        return await connection.CallAsync(method, request, payload, replyDestination, timeout, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<TReply> CallAsync<TReply>(
+        uint method, IMessage? request, MessageParser<TReply> parser, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+        where TReply : IMessage<TReply>
+    {
+        var connection = await GetConnectionAsync(cancellationToken).ConfigureAwait(false);
+        return await connection.CallAsync(method, request, parser, timeout, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _disposed = true;
+        foreach (var slot in _slots)
+        {
+            if (slot.Connection is { } connection)
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }
+
+            slot.Gate.Dispose();
+        }
+    }
+
+    private async ValueTask<RpcClientConnection> ConnectSlotAsync(Slot slot, CancellationToken cancellationToken)
+    {
+        await slot.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (slot.Connection is { IsClosed: false } raced)
+            {
+                return raced;
+            }
+
+            if (slot.Connection is { } broken)
+            {
+                await broken.DisposeAsync().ConfigureAwait(false);
+            }
+
+            var connection = await RpcClientConnection.ConnectAsync(Endpoint, Options, _logger, cancellationToken).ConfigureAwait(false);
+            ServerInfo = connection.ServerInfo;
+            slot.Connection = connection;
+            return connection;
+        }
+        finally
+        {
+            slot.Gate.Release();
+        }
+    }
+
+    private sealed class Slot
+    {
+        public SemaphoreSlim Gate { get; } = new(1, 1);
+
+        public RpcClientConnection? Connection { get; set; }
+    }
+}

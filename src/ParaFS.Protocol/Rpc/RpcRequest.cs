@@ -1,0 +1,59 @@
+using Google.Protobuf;
+
+namespace ParaFS.Protocol.Rpc;
+
+/// <summary>
+/// An incoming call as a handler sees it. The message and payload live in pooled buffers that are
+/// returned once the reply has been sent: a handler must not keep them past that.
+/// </summary>
+public sealed class RpcRequest : IDisposable
+{
+    private readonly RpcBuffer _message;
+    private readonly RpcBuffer _payload;
+
+    internal RpcRequest(RpcServerConnection connection, CallHeader header, RpcBuffer message, RpcBuffer payload)
+    {
+        Connection = connection;
+        CallId = header.CallId;
+        Method = header.Method;
+        Timeout = header.TimeoutMs == 0 ? System.Threading.Timeout.InfiniteTimeSpan : TimeSpan.FromMilliseconds(header.TimeoutMs);
+        _message = message;
+        _payload = payload;
+    }
+
+    public RpcServerConnection Connection { get; }
+
+    public ulong CallId { get; }
+
+    public uint Method { get; }
+
+    /// <summary>How long the caller waits; work past this is wasted.</summary>
+    public TimeSpan Timeout { get; }
+
+    public ReadOnlyMemory<byte> Message => _message.Memory;
+
+    public ReadOnlyMemory<byte> Payload => _payload.Memory;
+
+    /// <summary>Cancelled when the caller's connection closes.</summary>
+    public CancellationToken Aborted => Connection.Closed;
+
+    internal Memory<byte> PayloadDestination => _payload.Memory;
+
+    /// <summary>Parses the request message; one that does not parse is answered EBADMSG by the server.</summary>
+    public T ParseMessage<T>(MessageParser<T> parser)
+        where T : IMessage<T> => parser.ParseFrom(_message.Span);
+
+    public void Dispose()
+    {
+        _message.Dispose();
+        _payload.Dispose();
+    }
+}
+
+/// <summary>A handler's answer: a reply message and an optional payload whose owner is disposed once it is sent.</summary>
+public readonly record struct RpcResult(IMessage? Message, ReadOnlyMemory<byte> Payload = default, IDisposable? PayloadOwner = null)
+{
+    public static RpcResult Empty => default;
+}
+
+public delegate ValueTask<RpcResult> RpcHandler(RpcRequest request);
