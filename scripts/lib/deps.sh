@@ -1,0 +1,24 @@
+# Installs what ParaFS's scripts need on a fresh Debian machine (the .NET SDK is assumed).
+# Sourced by scripts/test and scripts/parafs.
+
+parafs_apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "parafs: needs Debian packages ${missing[*]}; install them (sudo apt-get install ${missing[*]}) and run again" >&2
+    return 1
+  fi
+  echo "== installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+parafs_ensure_test_deps() {
+  if ! command -v dotnet >/dev/null 2>&1; then
+    echo "parafs: the .NET SDK 10 is required (dotnet not found on PATH)" >&2
+    return 1
+  fi
+}

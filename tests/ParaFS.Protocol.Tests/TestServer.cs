@@ -1,0 +1,88 @@
+using ParaFS.Common;
+using ParaFS.Protocol.Framing;
+using ParaFS.Protocol.Rpc;
+
+namespace ParaFS.Protocol.Tests;
+
+/// <summary>A real RPC server on loopback with a few methods the tests call.</summary>
+public sealed class TestServer : IAsyncDisposable
+{
+    /// <summary>Returns the request message and payload unchanged.</summary>
+    public const uint Echo = 9000;
+
+    /// <summary>Waits RpcError.Errno milliseconds (or until the caller goes away), then answers.</summary>
+    public const uint Slow = 9001;
+
+    /// <summary>Fails with ENOENT.</summary>
+    public const uint Fail = 9002;
+
+    /// <summary>Pushes RpcError.Errno messages to the caller's connection, then answers.</summary>
+    public const uint PushBack = 9003;
+
+    /// <summary>Parses its message as a Hello; answers nothing else.</summary>
+    public const uint Strict = 9004;
+
+    /// <summary>Throws an unexpected exception.</summary>
+    public const uint Crash = 9005;
+
+    private TestServer(RpcServer server, CapturingLoggerProvider log)
+    {
+        Server = server;
+        Log = log;
+    }
+
+    public RpcServer Server { get; }
+
+    public CapturingLoggerProvider Log { get; }
+
+    public RpcEndpoint Endpoint => Server.Endpoint;
+
+    public static async Task<TestServer> StartAsync(string listen = "127.0.0.1:0", string fsId = "fs-test", FrameLimits? limits = null)
+    {
+        var dispatcher = new RpcDispatcher();
+        dispatcher.Register(Echo, RpcError.Parser, (message, request) =>
+            ValueTask.FromResult(new RpcResult(message, request.Payload)));
+        dispatcher.Register(Slow, RpcError.Parser, async (message, request) =>
+        {
+            await Task.Delay(message.Errno, request.Aborted);
+            return new RpcResult(message);
+        });
+        dispatcher.Register(Fail, _ => throw new ParaFsException(Errno.ENOENT, "object 7 does not exist on this target"));
+        dispatcher.Register(PushBack, RpcError.Parser, async (message, request) =>
+        {
+            for (var i = 0; i < message.Errno; i++)
+            {
+                await request.Connection.PushAsync(PushBack, new RpcError { Errno = i, Message = message.Message }, request.Payload);
+            }
+
+            return RpcResult.Empty;
+        });
+        dispatcher.Register(Strict, Hello.Parser, (hello, _) => ValueTask.FromResult(new RpcResult(hello)));
+        dispatcher.Register(Crash, _ => throw new InvalidOperationException("the handler broke"));
+
+        var log = new CapturingLoggerProvider();
+        var options = new RpcServerOptions
+        {
+            Listen = RpcEndpoint.Parse(listen),
+            Role = PeerRole.Ost,
+            ServerName = "test-ost",
+            FileSystemId = fsId,
+            FileSystemName = "testfs",
+            Limits = limits ?? FrameLimits.Default,
+        };
+        var server = new RpcServer(options, dispatcher, log);
+        await server.StartAsync();
+        return new TestServer(server, log);
+    }
+
+    public RpcClient Client(int connections = 4, string fsId = "", Func<RpcPush, RpcClientConnection, ValueTask>? onPush = null, FrameLimits? limits = null) =>
+        new(Endpoint, new RpcClientOptions
+        {
+            ConnectionsPerServer = connections,
+            FileSystemId = fsId,
+            PushHandler = onPush,
+            Limits = limits ?? FrameLimits.Default,
+        });
+
+    public ValueTask DisposeAsync() => Server.DisposeAsync();
+}
