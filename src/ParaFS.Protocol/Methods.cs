@@ -2,8 +2,9 @@ namespace ParaFS.Protocol;
 
 /// <summary>
 /// Every method id of the ParaFS protocol, declared once. An id is never reused: a retired method
-/// keeps its number, commented out. Ranges: 0-99 the RPC layer, 100-299 the MDS, 300-399 the OSTs,
-/// 400-499 pushes from the MDS to clients.
+/// keeps its number, commented out. Ranges: 0-99 the RPC layer, 100-199 the MDS namespace,
+/// 200-209 target registration, 210-299 other MDS calls, 300-349 the OSTs, 400-499 pushes from
+/// the MDS to clients.
 /// </summary>
 public static class Methods
 {
@@ -12,4 +13,19 @@ public static class Methods
 
     /// <summary>An empty call answered by the RPC layer itself: liveness and round-trip time.</summary>
     public const uint Ping = 1;
+
+    // Target registration (served by the MDS; messages in targets.proto).
+    public const uint RegisterTarget = 200;
+    public const uint TargetHeartbeat = 201;
+
+    // Object operations (served by an OST; messages in ost.proto).
+    public const uint OstWrite = 300;
+    public const uint OstRead = 301;
+    public const uint OstPunch = 302;
+    public const uint OstTruncate = 303;
+    public const uint OstGetAttr = 304;
+    public const uint OstDelete = 305;
+    public const uint OstSync = 306;
+    public const uint OstList = 307;
+    public const uint OstStatFs = 308;
 }

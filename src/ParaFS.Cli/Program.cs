@@ -1,0 +1,16 @@
+using ParaFS.Cli;
+
+// parafs VERB ...: the daemons (mds, ost) and, later, the mount and the lfs-style tools.
+return args switch
+{
+    ["mds", .. var rest] => await MdsCommand.RunAsync(rest),
+    ["ost", .. var rest] => await OstCommand.RunAsync(rest),
+    ["--version"] => Version(),
+    _ => Usage.Print(args),
+};
+
+static int Version()
+{
+    Console.WriteLine($"parafs {typeof(Usage).Assembly.GetName().Version} (protocol {ParaFS.Protocol.ProtocolVersion.Current})");
+    return 0;
+}
