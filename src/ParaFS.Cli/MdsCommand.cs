@@ -1,12 +1,82 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using ParaFS.Mds;
+using ParaFS.Protocol.Rpc;
+
 namespace ParaFS.Cli;
 
-/// <summary>parafs mds: being written (issue 4).</summary>
+/// <summary>parafs mds: the metadata server, hosted until SIGINT or SIGTERM.</summary>
 internal static class MdsCommand
 {
+    public const string Help = """
+        usage: parafs mds --data DIR --listen HOST:PORT [--fsname NAME] [--root-pool POOL] [--config FILE]
+
+        Runs the metadata server. The first start formats DIR (a new file system with a new id,
+        the root directory, and the root default layout: 1 MiB stripes over 4 targets of pool
+        'default'); later starts serve what DIR holds.
+
+          --data DIR          where the SQLite database lives (DIR/mds.db)        PARAFS_DATA
+          --listen HOST:PORT  address to serve on (unix:/path for a socket)       PARAFS_LISTEN
+          --fsname NAME       the file system's name, at format time              PARAFS_FSNAME
+          --root-pool POOL    pool of the root default layout, at format time     PARAFS_ROOT_POOL
+          --heartbeat-ms N    how often OSTs heartbeat (default 3000)             PARAFS_HEARTBEAT_MS
+          --lease-ms N        how long a vanished client keeps its opens (30000)  PARAFS_LEASE_MS
+          --config FILE       JSON file with the same keys ("data", "listen", ...)
+        """;
+
     public static Task<int> RunAsync(string[] args)
     {
-        _ = args;
-        Console.Error.WriteLine("parafs mds: not built yet");
-        return Task.FromResult(1);
+        if (Daemon.WantsHelp(args))
+        {
+            Console.WriteLine(Help);
+            return Task.FromResult(0);
+        }
+
+        return Daemon.RunAsync(() =>
+        {
+            var builder = Daemon.CreateBuilder(args);
+            var config = builder.Configuration;
+            var options = new MdsOptions
+            {
+                DataDirectory = Path.GetFullPath(Daemon.Require(config, "data", "mds")),
+                Listen = ParseEndpoint(Daemon.Require(config, "listen", "mds")),
+                FileSystemName = config["fsname"] ?? "parafs",
+                RootPool = config["root-pool"] ?? config["root_pool"] ?? "default",
+                HeartbeatInterval = TimeSpan.FromMilliseconds(int.Parse(config["heartbeat-ms"] ?? config["heartbeat_ms"] ?? "3000", System.Globalization.CultureInfo.InvariantCulture)),
+                SessionLease = TimeSpan.FromMilliseconds(int.Parse(config["lease-ms"] ?? config["lease_ms"] ?? "30000", System.Globalization.CultureInfo.InvariantCulture)),
+            };
+            builder.Services.AddSingleton(options);
+            builder.Services.AddHostedService<MdsHostedService>();
+            return builder.Build();
+        });
+    }
+
+    internal static RpcEndpoint ParseEndpoint(string text)
+    {
+        try
+        {
+            return RpcEndpoint.Parse(text);
+        }
+        catch (FormatException e)
+        {
+            throw new UsageException($"parafs: {e.Message}");
+        }
+    }
+
+    private sealed class MdsHostedService(MdsOptions options, ILoggerFactory loggerFactory) : IHostedService
+    {
+        private MdsServer? _server;
+
+        public async Task StartAsync(CancellationToken cancellationToken) =>
+            _server = await MdsServer.StartAsync(options, loggerFactory, cancellationToken).ConfigureAwait(false);
+
+        public async Task StopAsync(CancellationToken cancellationToken)
+        {
+            if (_server is not null)
+            {
+                await _server.DisposeAsync().ConfigureAwait(false);
+            }
+        }
     }
 }

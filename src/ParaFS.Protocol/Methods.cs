@@ -14,6 +14,29 @@ public static class Methods
     /// <summary>An empty call answered by the RPC layer itself: liveness and round-trip time.</summary>
     public const uint Ping = 1;
 
+    // Namespace (served by the MDS; messages in mds.proto).
+    public const uint MdsSession = 100;
+    public const uint MdsLookup = 101;
+    public const uint MdsGetAttr = 102;
+    public const uint MdsSetAttr = 103;
+    public const uint MdsCreate = 104;
+    public const uint MdsReadlink = 105;
+    public const uint MdsLink = 106;
+    public const uint MdsRemove = 107;
+    public const uint MdsRename = 108;
+    public const uint MdsReaddir = 109;
+    public const uint MdsSetXattr = 110;
+    public const uint MdsGetXattr = 111;
+    public const uint MdsListXattr = 112;
+    public const uint MdsRemoveXattr = 113;
+    public const uint MdsOpen = 114;
+    public const uint MdsClose = 115;
+    public const uint MdsReportSize = 116;
+    public const uint MdsSetStripe = 117;
+    public const uint MdsGetStripe = 118;
+    public const uint MdsStatFs = 119;
+    public const uint MdsListTargets = 120;
+
     // Target registration (served by the MDS; messages in targets.proto).
     public const uint RegisterTarget = 200;
     public const uint TargetHeartbeat = 201;
@@ -28,4 +51,9 @@ public static class Methods
     public const uint OstSync = 306;
     public const uint OstList = 307;
     public const uint OstStatFs = 308;
+
+    // Pushes from the MDS to clients (no reply; messages in mds.proto).
+    public const uint PushEntryChanged = 400;
+    public const uint PushAttrChanged = 401;
+    public const uint PushLayoutChanged = 402;
 }

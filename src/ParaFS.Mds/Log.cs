@@ -1,0 +1,34 @@
+using Microsoft.Extensions.Logging;
+
+namespace ParaFS.Mds;
+
+/// <summary>The MDS's log lines, with fixed event ids (200-299).</summary>
+internal static partial class Log
+{
+    [LoggerMessage(200, LogLevel.Information, "MDS of file system {FsName} ({FsId}) serving on {Endpoint}, store {Store} at {Path}")]
+    public static partial void Serving(ILogger logger, string fsName, string fsId, string endpoint, string store, string path);
+
+    [LoggerMessage(201, LogLevel.Information, "formatted a new file system {FsName} ({FsId}) in {Path}")]
+    public static partial void Formatted(ILogger logger, string fsName, string fsId, string path);
+
+    [LoggerMessage(202, LogLevel.Information, "target {Target} registered: pool {Pool}, address {Address}")]
+    public static partial void TargetRegistered(ILogger logger, int target, string pool, string address);
+
+    [LoggerMessage(203, LogLevel.Warning, "target {Target} at {Address} is down: no heartbeat for {Missed} intervals")]
+    public static partial void TargetDown(ILogger logger, int target, string address, int missed);
+
+    [LoggerMessage(204, LogLevel.Information, "target {Target} at {Address} is up")]
+    public static partial void TargetUp(ILogger logger, int target, string address);
+
+    [LoggerMessage(205, LogLevel.Warning, "deleting object {Object} on target {Target} failed, will retry: {Reason}")]
+    public static partial void DeletionDeferred(ILogger logger, long @object, int target, string reason);
+
+    [LoggerMessage(206, LogLevel.Warning, "callback {Method} to {Peer} failed: {Reason}")]
+    public static partial void CallbackFailed(ILogger logger, uint method, string peer, string reason);
+
+    [LoggerMessage(207, LogLevel.Information, "session {Session} of {Client} released after its lease; {Inodes} inodes lost their last open")]
+    public static partial void SessionExpired(ILogger logger, string session, string client, int inodes);
+
+    [LoggerMessage(208, LogLevel.Error, "background work failed: {What}")]
+    public static partial void BackgroundFailed(ILogger logger, string what, Exception exception);
+}

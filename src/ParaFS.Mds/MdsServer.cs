@@ -1,0 +1,220 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using ParaFS.Common;
+using ParaFS.Mds.Namespace;
+using ParaFS.Mds.Sessions;
+using ParaFS.Mds.Store;
+using ParaFS.Mds.Targets;
+using ParaFS.Protocol.Rpc;
+
+namespace ParaFS.Mds;
+
+/// <summary>
+/// The metadata server: opens (or formats) the store, serves the namespace and target calls over
+/// RPC, and runs the background work (heartbeat checks, session leases, object deletion).
+/// </summary>
+public sealed class MdsServer : IAsyncDisposable
+{
+    private readonly IMetadataStore _store;
+    private readonly ILogger _logger;
+    private readonly TargetConnections _targetConnections;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly SemaphoreSlim _deletionsPending = new(0);
+    private readonly MdsOptions _options;
+    private Task _background = Task.CompletedTask;
+    private Task _reaper = Task.CompletedTask;
+
+    private MdsServer(MdsOptions options, IMetadataStore store, string fsId, string fsName, ILoggerFactory loggerFactory)
+    {
+        _options = options;
+        _store = store;
+        _logger = loggerFactory.CreateLogger("ParaFS.Mds");
+        FileSystemId = fsId;
+        FileSystemName = fsName;
+        Targets = new TargetRegistry(store, options.HeartbeatInterval, _logger);
+        Sessions = new SessionTable(options.SessionLease);
+        _targetConnections = new TargetConnections(Targets, () => FileSystemId, loggerFactory);
+        Namespace = new MdsNamespace(store, new StripeAllocator(Targets), Sessions, new CallbackNotifier(Sessions, _logger), _targetConnections, () => _deletionsPending.Release());
+        var dispatcher = new RpcDispatcher();
+        MdsService.Register(dispatcher, this);
+        Rpc = new RpcServer(
+            new RpcServerOptions { Listen = options.Listen, Role = Protocol.Rpc.PeerRole.Mds, ServerName = "mds", FileSystemId = fsId, FileSystemName = fsName },
+            dispatcher,
+            loggerFactory);
+        Rpc.ConnectionClosed += Sessions.Detached;
+    }
+
+    public string FileSystemId { get; }
+
+    public string FileSystemName { get; }
+
+    public MdsNamespace Namespace { get; }
+
+    public TargetRegistry Targets { get; }
+
+    public SessionTable Sessions { get; }
+
+    public RpcServer Rpc { get; }
+
+    public TimeSpan HeartbeatInterval => _options.HeartbeatInterval;
+
+    public RpcEndpoint Endpoint => Rpc.Endpoint;
+
+    /// <summary>Opens the store under the data directory (formatting a new file system there if it is empty) and starts serving.</summary>
+    public static async Task<MdsServer> StartAsync(MdsOptions options, ILoggerFactory? loggerFactory = null, CancellationToken cancellationToken = default)
+    {
+        loggerFactory ??= NullLoggerFactory.Instance;
+        var logger = loggerFactory.CreateLogger("ParaFS.Mds");
+        Directory.CreateDirectory(options.DataDirectory);
+        var path = Path.Combine(options.DataDirectory, "mds.db");
+        var store = SqliteMetadataStore.Open(path);
+        var (fsId, fsName, formatted) = await store.WriteAsync(tx =>
+        {
+            if (tx.GetMeta("fs_id") is { } id)
+            {
+                return (id, tx.GetMeta("fs_name") ?? "", false);
+            }
+
+            var newId = Guid.NewGuid().ToString();
+            tx.SetMeta("fs_id", newId);
+            tx.SetMeta("fs_name", options.FileSystemName);
+            tx.SetMeta("created_ms", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture));
+            MdsNamespace.FormatRoot(tx, MdsNamespace.RootPolicy(options.RootPool));
+            return (newId, options.FileSystemName, true);
+        }, cancellationToken).ConfigureAwait(false);
+        if (formatted)
+        {
+            Log.Formatted(logger, fsName, fsId, path);
+        }
+
+        var server = new MdsServer(options, store, fsId, fsName, loggerFactory);
+        await server.Targets.LoadAsync().ConfigureAwait(false);
+        try
+        {
+            await server.Rpc.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (IOException e)
+        {
+            await server.DisposeAsync().ConfigureAwait(false);
+            throw new StartupException($"parafs mds: {e.Message}", e);
+        }
+
+        server._background = Task.Run(server.BackgroundLoopAsync, CancellationToken.None);
+        server._reaper = Task.Run(server.DeleteObjectsLoopAsync, CancellationToken.None);
+        Log.Serving(logger, fsName, fsId, server.Endpoint.Text, store.Kind, path);
+        return server;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await Rpc.StopAsync().ConfigureAwait(false);
+        await Task.WhenAll(_background, _reaper).ConfigureAwait(false);
+        await _targetConnections.DisposeAsync().ConfigureAwait(false);
+        await _store.DisposeAsync().ConfigureAwait(false);
+        _stopping.Dispose();
+    }
+
+    /// <summary>Deletes queued objects on their OSTs until the queue is empty; for tests and shutdown.</summary>
+    public async Task<int> DrainDeletionsAsync(CancellationToken cancellationToken = default)
+    {
+        var done = 0;
+        var failedTargets = new HashSet<int>();
+        while (true)
+        {
+            var batch = await _store.ReadAsync(tx => tx.PeekObjectDeletions(256), cancellationToken).ConfigureAwait(false);
+            var todo = batch.Where(d => !failedTargets.Contains(d.TargetId)).ToList();
+            if (todo.Count == 0)
+            {
+                return done;
+            }
+
+            foreach (var deletion in todo)
+            {
+                if (failedTargets.Contains(deletion.TargetId))
+                {
+                    continue;
+                }
+
+                try
+                {
+                    await _targetConnections.DeleteAsync(deletion.TargetId, deletion.ObjectId, cancellationToken).ConfigureAwait(false);
+                    await _store.WriteAsync(tx =>
+                    {
+                        tx.CompleteObjectDeletion(deletion.Id);
+                        return 0;
+                    }, cancellationToken).ConfigureAwait(false);
+                    done++;
+                }
+                catch (ParaFsException e)
+                {
+                    // The target is down or unknown: its deletions wait in the queue for the next round.
+                    failedTargets.Add(deletion.TargetId);
+                    Log.DeletionDeferred(_logger, deletion.ObjectId, deletion.TargetId, e.Message);
+                }
+            }
+        }
+    }
+
+    private async Task BackgroundLoopAsync()
+    {
+        var startedAt = Environment.TickCount64;
+        var orphansReclaimed = false;
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(Math.Min(1000, HeartbeatInterval.TotalMilliseconds)));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
+            {
+                try
+                {
+                    await Targets.CheckHeartbeatsAsync().ConfigureAwait(false);
+                    foreach (var ino in Sessions.ExpireSessions())
+                    {
+                        await Namespace.ReclaimIfOrphanAsync(ino).ConfigureAwait(false);
+                    }
+
+                    // Files unlinked while open before a restart: their clients had a lease to
+                    // come back and claim them; what nobody claimed is deleted now.
+                    if (!orphansReclaimed && Environment.TickCount64 - startedAt > Sessions.Lease.TotalMilliseconds)
+                    {
+                        orphansReclaimed = true;
+                        if (await Namespace.ReclaimOrphansAsync().ConfigureAwait(false) > 0)
+                        {
+                            _deletionsPending.Release();
+                        }
+                    }
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    Log.BackgroundFailed(_logger, "heartbeat and session checks", e);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private async Task DeleteObjectsLoopAsync()
+    {
+        try
+        {
+            while (!_stopping.IsCancellationRequested)
+            {
+                // Woken when deletions are queued; otherwise retries every few seconds (a target came back).
+                await _deletionsPending.WaitAsync(TimeSpan.FromSeconds(5), _stopping.Token).ConfigureAwait(false);
+                try
+                {
+                    await DrainDeletionsAsync(_stopping.Token).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    Log.BackgroundFailed(_logger, "object deletion", e);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+}

@@ -1,0 +1,109 @@
+using Google.Protobuf;
+using ParaFS.Common;
+using ParaFS.Mds.Namespace;
+using ParaFS.Mds.Targets;
+using ParaFS.Protocol;
+using ParaFS.Protocol.Mds;
+using ParaFS.Protocol.Rpc;
+
+namespace ParaFS.Mds;
+
+/// <summary>
+/// Maps MDS method ids to namespace and registry operations. The caller's uid, gid and groups come
+/// in each request and are trusted, as NFS's AUTH_SYS trusts them (DESIGN.md: mutual
+/// authentication with a cluster key comes later).
+/// </summary>
+internal static class MdsService
+{
+    private static readonly Caller Nobody = new() { Uid = 65534, Gid = 65534 };
+
+    public static void Register(RpcDispatcher d, MdsServer mds)
+    {
+        var ns = mds.Namespace;
+        static RequestContext Context(Caller? caller, RpcRequest request) => new(caller ?? Nobody, request.Connection);
+        static ValueTask<RpcResult> Reply(IMessage message) => ValueTask.FromResult(new RpcResult(message));
+
+        d.Register(Methods.MdsSession, SessionRequest.Parser, (r, q) =>
+        {
+            var session = ns.AttachSession(r, q.Connection);
+            return Reply(new SessionReply { SessionId = session.Id, LeaseMs = (uint)mds.Sessions.Lease.TotalMilliseconds });
+        });
+        d.Register(Methods.MdsLookup, LookupRequest.Parser, async (r, q) => new RpcResult(await ns.LookupAsync(Context(r.Caller, q), (long)r.Parent, r.Name).ConfigureAwait(false)));
+        d.Register(Methods.MdsGetAttr, GetAttrRequest.Parser, async (r, _) => new RpcResult(await ns.GetAttrAsync((long)r.Ino).ConfigureAwait(false)));
+        d.Register(Methods.MdsSetAttr, SetAttrRequest.Parser, async (r, q) => new RpcResult(await ns.SetAttrAsync(Context(r.Caller, q), r).ConfigureAwait(false)));
+        d.Register(Methods.MdsCreate, CreateRequest.Parser, async (r, q) => new RpcResult(await ns.CreateAsync(Context(r.Caller, q), r).ConfigureAwait(false)));
+        d.Register(Methods.MdsReadlink, GetAttrRequest.Parser, async (r, _) => new RpcResult(new ReadlinkReply { Target = await ns.ReadlinkAsync((long)r.Ino).ConfigureAwait(false) }));
+        d.Register(Methods.MdsLink, LinkRequest.Parser, async (r, q) => new RpcResult(await ns.LinkAsync(Context(r.Caller, q), (long)r.Ino, (long)r.NewParent, r.NewName).ConfigureAwait(false)));
+        d.Register(Methods.MdsRemove, RemoveRequest.Parser, async (r, q) =>
+        {
+            await ns.RemoveAsync(Context(r.Caller, q), (long)r.Parent, r.Name, r.Directory).ConfigureAwait(false);
+            return RpcResult.Empty;
+        });
+        d.Register(Methods.MdsRename, RenameRequest.Parser, async (r, q) =>
+        {
+            await ns.RenameAsync(Context(r.Caller, q), r).ConfigureAwait(false);
+            return RpcResult.Empty;
+        });
+        d.Register(Methods.MdsReaddir, ReaddirRequest.Parser, async (r, q) =>
+            new RpcResult(await ns.ReaddirAsync(Context(r.Caller, q), (long)r.Ino, (long)r.Cookie, (int)Math.Max(1, r.Limit), r.Plus).ConfigureAwait(false)));
+        d.Register(Methods.MdsSetXattr, XattrRequest.Parser, async (r, q) =>
+        {
+            await ns.SetXattrAsync(Context(r.Caller, q), (long)r.Ino, r.Name, r.Value.ToByteArray(), r.Flags).ConfigureAwait(false);
+            return RpcResult.Empty;
+        });
+        d.Register(Methods.MdsGetXattr, XattrRequest.Parser, async (r, q) =>
+            new RpcResult(new XattrReply { Value = ByteString.CopyFrom(await ns.GetXattrAsync(Context(r.Caller, q), (long)r.Ino, r.Name).ConfigureAwait(false)) }));
+        d.Register(Methods.MdsListXattr, XattrRequest.Parser, async (r, q) =>
+        {
+            var reply = new XattrReply();
+            reply.Names.AddRange(await ns.ListXattrAsync(Context(r.Caller, q), (long)r.Ino).ConfigureAwait(false));
+            return new RpcResult(reply);
+        });
+        d.Register(Methods.MdsRemoveXattr, XattrRequest.Parser, async (r, q) =>
+        {
+            await ns.RemoveXattrAsync(Context(r.Caller, q), (long)r.Ino, r.Name).ConfigureAwait(false);
+            return RpcResult.Empty;
+        });
+        d.Register(Methods.MdsOpen, OpenRequest.Parser, async (r, q) => new RpcResult(await ns.OpenAsync(Context(r.Caller, q), (long)r.Ino, r.Flags).ConfigureAwait(false)));
+        d.Register(Methods.MdsClose, CloseRequest.Parser, async (r, q) =>
+        {
+            await ns.CloseAsync(Context(null, q), r.Handle, r.Size).ConfigureAwait(false);
+            return RpcResult.Empty;
+        });
+        d.Register(Methods.MdsReportSize, SizeReportRequest.Parser, async (r, q) =>
+        {
+            await ns.ReportSizesAsync(r.Reports, q.Connection).ConfigureAwait(false);
+            return RpcResult.Empty;
+        });
+        d.Register(Methods.MdsSetStripe, SetStripeRequest.Parser, async (r, q) =>
+            new RpcResult(await ns.SetStripeAsync(Context(r.Caller, q), (long)r.Ino, r.Policy ?? new LayoutPolicy()).ConfigureAwait(false)));
+        d.Register(Methods.MdsGetStripe, GetStripeRequest.Parser, async (r, _) => new RpcResult(await ns.GetStripeAsync((long)r.Ino).ConfigureAwait(false)));
+        d.Register(Methods.MdsStatFs, StatFsRequest.Parser, async (_, _) =>
+            new RpcResult(await ns.StatFsAsync(mds.Targets.All.Where(t => t.State == TargetState.Up).Select(t => (t.CapacityBytes, t.FreeBytes))).ConfigureAwait(false)));
+        d.Register(Methods.MdsListTargets, StatFsRequest.Parser, (_, _) =>
+        {
+            var reply = new ListTargetsReply();
+            reply.Targets.AddRange(mds.Targets.All.Select(t => TargetRegistry.ToInfo(t, mds.Targets.Usage(t.Id))));
+            return Reply(reply);
+        });
+        d.Register(Methods.RegisterTarget, RegisterTargetRequest.Parser, async (r, q) =>
+        {
+            if (q.Connection.PeerHello?.Role is not (PeerRole.Ost or PeerRole.Tool))
+            {
+                throw new ParaFsException(Errno.EPERM, "only an OST may register a target");
+            }
+
+            var target = await mds.Targets.RegisterAsync(r).ConfigureAwait(false);
+            return new RpcResult(new RegisterTargetReply
+            {
+                TargetId = (uint)target.Id,
+                FsId = mds.FileSystemId,
+                FsName = mds.FileSystemName,
+                HeartbeatIntervalMs = (uint)mds.HeartbeatInterval.TotalMilliseconds,
+                State = target.State,
+            });
+        });
+        d.Register(Methods.TargetHeartbeat, TargetHeartbeatRequest.Parser, async (r, _) =>
+            new RpcResult(new TargetHeartbeatReply { State = await mds.Targets.HeartbeatAsync(r).ConfigureAwait(false) }));
+    }
+}

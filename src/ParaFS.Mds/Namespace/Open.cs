@@ -1,0 +1,118 @@
+using ParaFS.Common;
+using ParaFS.Mds.Sessions;
+using ParaFS.Mds.Store;
+using ParaFS.Protocol.Mds;
+
+namespace ParaFS.Mds.Namespace;
+
+public sealed partial class MdsNamespace
+{
+    private static void CheckOpenPermission(Caller caller, InodeRecord inode, uint flags)
+    {
+        var mode = flags & OpenFlags.AccessMode;
+        if (inode.Type == FileType.Directory && (mode != OpenFlags.ReadOnly || (flags & OpenFlags.Truncate) != 0))
+        {
+            throw new ParaFsException(Errno.EISDIR, $"inode {inode.Ino} is a directory and cannot be opened for writing");
+        }
+
+        var want = mode switch
+        {
+            OpenFlags.WriteOnly => Access.Write,
+            OpenFlags.ReadWrite => Access.Read | Access.Write,
+            _ => Access.Read,
+        };
+        if ((flags & OpenFlags.Truncate) != 0)
+        {
+            want |= Access.Write;
+        }
+
+        Access.Require(caller, inode, want, $"open inode {inode.Ino} with flags 0x{flags:x}");
+    }
+
+    /// <summary>open(2) of an existing inode: checks permissions, registers the handle in the caller's session, and truncates with O_TRUNC.</summary>
+    public async Task<OpenReply> OpenAsync(RequestContext context, long ino, uint flags)
+    {
+        var session = context.Session ?? throw new ParaFsException(Errno.EINVAL, "open needs a session (call MdsSession first)");
+        var attr = await GetAttrAsync(ino).ConfigureAwait(false);
+        var inode = await _store.ReadAsync(tx => Require(tx, ino)).ConfigureAwait(false);
+        CheckOpenPermission(context.Caller, inode, flags);
+        if ((flags & OpenFlags.Truncate) != 0 && inode.Type == FileType.Regular && inode.Size > 0)
+        {
+            attr = await TruncateAsync(ino, 0, context.Origin).ConfigureAwait(false);
+        }
+
+        // Registered under the store's write lock, so an unlink cannot slip between the check that
+        // the inode exists and the registration that keeps it alive.
+        return await _store.WriteAsync(tx =>
+        {
+            var current = Require(tx, ino);
+            if (current.Nlink == 0 && current.Type != FileType.Directory && !_sessions.IsOpen(ino))
+            {
+                throw new ParaFsException(Errno.ENOENT, $"inode {ino} was removed");
+            }
+
+            var open = _sessions.AddOpen(session, ino, flags);
+            return new OpenReply { Handle = open.Handle, Attr = ToAttr(current), Layout = current.Layout };
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>close(2): applies the client's size report, and deletes an unlinked file on its last close anywhere.</summary>
+    public async Task CloseAsync(RequestContext context, ulong handle, SizeReport? report)
+    {
+        if (report is not null && report.Ino != 0)
+        {
+            await ReportSizesAsync([report], context.Origin).ConfigureAwait(false);
+        }
+
+        var (open, last) = _sessions.Close(handle);
+        if (open is null)
+        {
+            throw new ParaFsException(Errno.EBADF, $"handle {handle} is not open");
+        }
+
+        if (last)
+        {
+            await ReclaimIfOrphanAsync(open.Ino).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Deletes inodes that lost their last open while having no name (after a session expired, or after an MDS restart).</summary>
+    public async Task<int> ReclaimIfOrphanAsync(long ino)
+    {
+        var destroyed = await _store.WriteAsync(tx =>
+        {
+            var inode = tx.GetInode(ino);
+            if (inode is null || inode.Nlink != 0 || _sessions.IsOpen(ino))
+            {
+                return false;
+            }
+
+            Destroy(tx, inode);
+            return true;
+        }).ConfigureAwait(false);
+        if (destroyed)
+        {
+            _deletionsQueued();
+        }
+
+        return destroyed ? 1 : 0;
+    }
+
+    /// <summary>Reclaims every orphan nobody holds open: run after clients had their lease to come back following an MDS restart.</summary>
+    public async Task<int> ReclaimOrphansAsync()
+    {
+        var orphans = await _store.ReadAsync(tx => tx.ListOrphans()).ConfigureAwait(false);
+        var count = 0;
+        foreach (var ino in orphans)
+        {
+            count += await ReclaimIfOrphanAsync(ino).ConfigureAwait(false);
+        }
+
+        return count;
+    }
+
+    /// <summary>Re-establishes a client's session (and, after an MDS restart, its open handles).</summary>
+    public ClientSession AttachSession(SessionRequest request, Protocol.Rpc.RpcServerConnection connection) =>
+        _sessions.Attach(request.SessionId, request.ClientName, connection,
+            request.OpenHandles.Select(h => new OpenFile(h.Handle, (long)h.Ino, h.Flags, request.SessionId)));
+}

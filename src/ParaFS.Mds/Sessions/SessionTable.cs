@@ -1,0 +1,184 @@
+using ParaFS.Protocol.Rpc;
+
+namespace ParaFS.Mds.Sessions;
+
+/// <summary>One open file handle of a client session.</summary>
+public sealed record OpenFile(ulong Handle, long Ino, uint Flags, ulong SessionId);
+
+/// <summary>A client's session: its connection (for callbacks) and the files it holds open.</summary>
+public sealed class ClientSession(ulong id, string clientName)
+{
+    public ulong Id { get; } = id;
+
+    public string ClientName { get; } = clientName;
+
+    public RpcServerConnection? Connection { get; set; }
+
+    /// <summary>When the connection went away; the session is released a lease after that.</summary>
+    public long DisconnectedAtMs { get; set; }
+
+    public Dictionary<ulong, OpenFile> Opens { get; } = [];
+}
+
+/// <summary>
+/// Client sessions and their open files, in memory. After an MDS restart the clients bring their
+/// handles back (SessionRequest.open_handles). A session whose client is gone for longer than the
+/// lease releases its opens, so unlinked-but-open files are reclaimed.
+/// </summary>
+public sealed class SessionTable
+{
+    private readonly object _lock = new();
+    private readonly Dictionary<ulong, ClientSession> _sessions = [];
+    private readonly Dictionary<ulong, OpenFile> _handles = [];
+    private readonly Dictionary<long, int> _openCounts = [];
+    private long _lastId = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() << 16;
+
+    public SessionTable(TimeSpan lease)
+    {
+        Lease = lease;
+    }
+
+    public TimeSpan Lease { get; }
+
+    public ulong NewId() => (ulong)Interlocked.Increment(ref _lastId);
+
+    /// <summary>Creates a session, or takes back an existing one when its client reconnects.</summary>
+    public ClientSession Attach(ulong requestedId, string clientName, RpcServerConnection connection, IEnumerable<OpenFile> handles)
+    {
+        lock (_lock)
+        {
+            if (requestedId == 0 || !_sessions.TryGetValue(requestedId, out var session))
+            {
+                session = new ClientSession(requestedId != 0 ? requestedId : NewId(), clientName);
+                _sessions[session.Id] = session;
+            }
+
+            session.Connection = connection;
+            session.DisconnectedAtMs = 0;
+            foreach (var open in handles)
+            {
+                if (!_handles.ContainsKey(open.Handle))
+                {
+                    AddOpenLocked(session, open with { SessionId = session.Id });
+                }
+            }
+
+            connection.State = session;
+            return session;
+        }
+    }
+
+    public void Detached(RpcServerConnection connection)
+    {
+        lock (_lock)
+        {
+            if (connection.State is ClientSession session && session.Connection == connection)
+            {
+                session.Connection = null;
+                session.DisconnectedAtMs = Environment.TickCount64;
+            }
+        }
+    }
+
+    public OpenFile AddOpen(ClientSession session, long ino, uint flags)
+    {
+        lock (_lock)
+        {
+            var open = new OpenFile(NewId(), ino, flags, session.Id);
+            AddOpenLocked(session, open);
+            return open;
+        }
+    }
+
+    /// <summary>Closes a handle; returns it (null if unknown) and whether it was the inode's last open anywhere.</summary>
+    public (OpenFile? Open, bool Last) Close(ulong handle)
+    {
+        lock (_lock)
+        {
+            if (!_handles.Remove(handle, out var open))
+            {
+                return (null, false);
+            }
+
+            if (_sessions.TryGetValue(open.SessionId, out var session))
+            {
+                session.Opens.Remove(handle);
+            }
+
+            return (open, DecrementLocked(open.Ino));
+        }
+    }
+
+    public OpenFile? FindHandle(ulong handle)
+    {
+        lock (_lock)
+        {
+            return _handles.GetValueOrDefault(handle);
+        }
+    }
+
+    public bool IsOpen(long ino)
+    {
+        lock (_lock)
+        {
+            return _openCounts.ContainsKey(ino);
+        }
+    }
+
+    /// <summary>Releases sessions whose client has been gone longer than the lease; returns the inodes that lost their last open.</summary>
+    public IReadOnlyList<long> ExpireSessions()
+    {
+        var now = Environment.TickCount64;
+        var released = new List<long>();
+        lock (_lock)
+        {
+            foreach (var session in _sessions.Values.ToList())
+            {
+                if (session.Connection is null && session.DisconnectedAtMs != 0 && now - session.DisconnectedAtMs > Lease.TotalMilliseconds)
+                {
+                    foreach (var open in session.Opens.Values)
+                    {
+                        _handles.Remove(open.Handle);
+                        if (DecrementLocked(open.Ino))
+                        {
+                            released.Add(open.Ino);
+                        }
+                    }
+
+                    _sessions.Remove(session.Id);
+                }
+            }
+        }
+
+        return released;
+    }
+
+    /// <summary>Connections of sessions other than <paramref name="except"/>, for callbacks.</summary>
+    public IReadOnlyList<RpcServerConnection> Connections(RpcServerConnection? except)
+    {
+        lock (_lock)
+        {
+            return [.. _sessions.Values.Select(s => s.Connection).OfType<RpcServerConnection>().Where(c => c != except && !c.IsClosed)];
+        }
+    }
+
+    private void AddOpenLocked(ClientSession session, OpenFile open)
+    {
+        session.Opens[open.Handle] = open;
+        _handles[open.Handle] = open;
+        _openCounts[open.Ino] = _openCounts.GetValueOrDefault(open.Ino) + 1;
+    }
+
+    private bool DecrementLocked(long ino)
+    {
+        var left = _openCounts.GetValueOrDefault(ino) - 1;
+        if (left <= 0)
+        {
+            _openCounts.Remove(ino);
+            return true;
+        }
+
+        _openCounts[ino] = left;
+        return false;
+    }
+}

@@ -1,0 +1,78 @@
+namespace ParaFS.Mds.Store;
+
+/// <summary>
+/// Where the MDS keeps its state. Every namespace operation runs as one transaction: it sees a
+/// consistent state, and either all its changes are durable when it returns or none are. Two
+/// implementations: SQLite (embedded) and PostgreSQL (shared by several MDS processes).
+/// </summary>
+public interface IMetadataStore : IAsyncDisposable
+{
+    /// <summary>"sqlite" or "postgres", for logs.</summary>
+    string Kind { get; }
+
+    /// <summary>Runs <paramref name="work"/> in a transaction that only reads.</summary>
+    Task<T> ReadAsync<T>(Func<IStoreTransaction, T> work, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Runs <paramref name="work"/> in a read-write transaction and commits it durably. An exception
+    /// from <paramref name="work"/> rolls everything back. The work may run more than once (a
+    /// store retries serialization failures), so it must not have effects outside the transaction.
+    /// </summary>
+    Task<T> WriteAsync<T>(Func<IStoreTransaction, T> work, CancellationToken cancellationToken = default);
+}
+
+/// <summary>The operations one transaction offers. Names are exact bytes-as-UTF-8 matches.</summary>
+public interface IStoreTransaction
+{
+    string? GetMeta(string key);
+
+    void SetMeta(string key, string value);
+
+    /// <summary>The next value of a named counter (inode numbers, object ids per target), starting at <paramref name="first"/>.</summary>
+    long NextId(string counter, long first = 1);
+
+    InodeRecord? GetInode(long ino);
+
+    void InsertInode(InodeRecord inode);
+
+    void UpdateInode(InodeRecord inode);
+
+    void DeleteInode(long ino);
+
+    long CountInodes();
+
+    /// <summary>Inodes with no name left (nlink 0) kept because a client had them open.</summary>
+    IReadOnlyList<long> ListOrphans();
+
+    long? LookupEntry(long parent, string name);
+
+    void InsertEntry(long parent, string name, long ino);
+
+    /// <summary>Points an existing name at another inode (rename over it), giving it a new cookie.</summary>
+    void ReplaceEntry(long parent, string name, long ino);
+
+    void DeleteEntry(long parent, string name);
+
+    /// <summary>Entries with a cookie above <paramref name="afterCookie"/>, in cookie order. Cookies never repeat within a directory.</summary>
+    IReadOnlyList<EntryRecord> ListEntries(long parent, long afterCookie, int limit);
+
+    bool HasEntries(long parent);
+
+    byte[]? GetXattr(long ino, string name);
+
+    void SetXattr(long ino, string name, byte[] value);
+
+    bool RemoveXattr(long ino, string name);
+
+    IReadOnlyList<string> ListXattrs(long ino);
+
+    IReadOnlyList<TargetRecord> ListTargets();
+
+    void UpsertTarget(TargetRecord target);
+
+    void EnqueueObjectDeletion(int targetId, long objectId);
+
+    IReadOnlyList<ObjectDeletion> PeekObjectDeletions(int limit);
+
+    void CompleteObjectDeletion(long id);
+}
