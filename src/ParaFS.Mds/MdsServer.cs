@@ -20,6 +20,7 @@ public sealed class MdsServer : IAsyncDisposable
     private readonly TargetConnections _targetConnections;
     private readonly CancellationTokenSource _stopping = new();
     private readonly SemaphoreSlim _deletionsPending = new(0);
+    private readonly SemaphoreSlim _draining = new(1, 1);
     private readonly MdsOptions _options;
     private Task _background = Task.CompletedTask;
     private Task _reaper = Task.CompletedTask;
@@ -117,6 +118,19 @@ public sealed class MdsServer : IAsyncDisposable
 
     /// <summary>Deletes queued objects on their OSTs until the queue is empty; for tests and shutdown.</summary>
     public async Task<int> DrainDeletionsAsync(CancellationToken cancellationToken = default)
+    {
+        await _draining.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await DrainDeletionsOnceAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _draining.Release();
+        }
+    }
+
+    private async Task<int> DrainDeletionsOnceAsync(CancellationToken cancellationToken)
     {
         var done = 0;
         var failedTargets = new HashSet<int>();

@@ -59,8 +59,10 @@ public sealed class RpcServer : IAsyncDisposable
         }
         else
         {
+            // No ReuseAddress: on Linux .NET turns it into SO_REUSEPORT too, and a second server
+            // could then bind a port that is in use. (.NET already lets a restarted server bind
+            // past connections in TIME_WAIT.)
             listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-            listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
         }
 
         try

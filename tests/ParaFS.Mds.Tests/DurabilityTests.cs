@@ -1,0 +1,101 @@
+using ParaFS.Protocol.Mds;
+using ParaFS.Protocol.Rpc;
+
+namespace ParaFS.Mds.Tests;
+
+public sealed class DurabilityTests
+{
+    [Fact]
+    public async Task Every_acknowledged_operation_survives_kill_9_of_the_mds()
+    {
+        var data = Path.Combine(Path.GetTempPath(), $"parafs-mds-kill-{Guid.NewGuid():N}");
+        var listen = $"127.0.0.1:{DaemonProcess.FreePort()}";
+        var acknowledged = new List<string>();
+        using (var daemon = DaemonProcess.Start("mds", "--data", data, "--listen", listen))
+        {
+            await daemon.WaitForOutputAsync("serving on");
+            await using var client = await TestClient.ConnectAsync(RpcEndpoint.Parse(listen), new Caller(), null);
+            var dir = await client.MkdirAsync(1, "d");
+            acknowledged.Add("d");
+
+            // Calls in flight while the process dies: whatever was acknowledged must be there after.
+            var writer = Task.Run(async () =>
+            {
+                for (var i = 0; i < 10_000; i++)
+                {
+                    try
+                    {
+                        await client.MkdirAsync(dir.Ino, $"e{i}");
+                    }
+                    catch (RpcException)
+                    {
+                        return;
+                    }
+
+                    lock (acknowledged)
+                    {
+                        acknowledged.Add($"d/e{i}");
+                    }
+                }
+            });
+            while (true)
+            {
+                lock (acknowledged)
+                {
+                    if (acknowledged.Count > 150)
+                    {
+                        break;
+                    }
+                }
+
+                await Task.Delay(10);
+            }
+
+            daemon.KillHard();
+            await writer;
+        }
+
+        using var again = DaemonProcess.Start("mds", "--data", data, "--listen", listen);
+        await again.WaitForOutputAsync("serving on");
+        await using var reader = await TestClient.ConnectAsync(RpcEndpoint.Parse(listen), new Caller(), null);
+        var d = await reader.LookupAsync(1, "d");
+        var names = (await reader.ReaddirAllAsync(d.Attr.Ino, 1000)).Select(e => "d/" + e.Name).ToHashSet();
+        List<string> expected;
+        lock (acknowledged)
+        {
+            expected = [.. acknowledged.Skip(1)];
+        }
+
+        Assert.True(expected.Count > 150);
+        Assert.All(expected, name => Assert.Contains(name, names));
+        Assert.Equal((uint)(2 + names.Count), d.Attr.Nlink);
+        Directory.Delete(data, recursive: true);
+    }
+
+    [Fact]
+    public async Task A_restarted_mds_keeps_its_file_system_id_and_its_namespace()
+    {
+        await using var mds = await MdsFixture.StartAsync();
+        var id = mds.Server.FileSystemId;
+        await mds.AddTargetsAsync(1);
+        await using (var client = await mds.ClientAsync())
+        {
+            await client.CreateAsync(1, "kept");
+        }
+
+        await mds.RestartAsync();
+        Assert.Equal(id, mds.Server.FileSystemId);
+        await using var after = await mds.ClientAsync();
+        Assert.Equal(FileType.Regular, (await after.LookupAsync(1, "kept")).Attr.Type);
+    }
+
+    [Fact]
+    public async Task The_mds_refuses_to_start_on_a_port_in_use_with_a_clear_message()
+    {
+        await using var first = await MdsFixture.StartAsync();
+        var data = Path.Combine(Path.GetTempPath(), $"parafs-mds-busy-{Guid.NewGuid():N}");
+        using var second = DaemonProcess.Start("mds", "--data", data, "--listen", first.Server.Endpoint.Text);
+        Assert.Equal(1, await second.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Contains($"cannot listen on {first.Server.Endpoint.Text}", second.Output, StringComparison.Ordinal);
+    }
+}
