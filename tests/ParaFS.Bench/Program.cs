@@ -3,11 +3,12 @@ using ParaFS.Bench;
 return args switch
 {
     ["rpc", .. var rest] => await RpcBench.RunAsync(rest),
+    ["mds", .. var rest] => await MdsBench.RunAsync(rest),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: ParaFS.Bench rpc [--seconds N]");
+    Console.Error.WriteLine("usage: ParaFS.Bench rpc [--seconds N] | mds [--files N] [--callers N] [--dir DIR]");
     return 2;
 }
