@@ -1,0 +1,33 @@
+namespace ParaFS.Client;
+
+public sealed record ClientOptions
+{
+    /// <summary>How long attributes and directory entries are trusted without asking the MDS (callbacks revoke them sooner).</summary>
+    public TimeSpan CacheLifetime { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Tries per OST call before it fails with EIO (with backoff between them).</summary>
+    public int OstAttempts { get; init; } = 4;
+
+    /// <summary>How long one OST call may take before it counts as a failed try.</summary>
+    public TimeSpan OstCallTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long metadata calls keep retrying while the MDS is unreachable (it may be restarting).</summary>
+    public TimeSpan MdsRetryLimit { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>OST requests in flight for one open file.</summary>
+    public int PerFileRequests { get; init; } = 32;
+
+    /// <summary>OST requests in flight for the whole client.</summary>
+    public int GlobalRequests { get; init; } = 256;
+
+    /// <summary>How soon a size extension is reported to the MDS when nothing else reports it.</summary>
+    public TimeSpan SizeReportInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Read-ahead window per sequential reader, in stripes of the whole layout (stripe size x count).</summary>
+    public int ReadAheadRows { get; init; } = 2;
+
+    /// <summary>Bytes all read-ahead buffers of the client may hold at once.</summary>
+    public long ReadAheadMemory { get; init; } = 256L * 1024 * 1024;
+
+    public string ClientName { get; init; } = $"{Environment.MachineName}:{Environment.ProcessId}";
+}

@@ -1,0 +1,97 @@
+using Google.Protobuf;
+using Microsoft.Extensions.Logging;
+using ParaFS.Common;
+using ParaFS.Protocol;
+using ParaFS.Protocol.Mds;
+using ParaFS.Protocol.Rpc;
+
+namespace ParaFS.Client;
+
+/// <summary>
+/// The client's side of the MDS: one session, kept across reconnects. Every new connection
+/// (after a network break or an MDS restart) re-attaches the session and brings back the
+/// handles this client holds open. Calls that cannot reach the MDS are retried with backoff up
+/// to a limit; a call cut off after it was sent is retried only if repeating it is harmless.
+/// </summary>
+internal sealed class MetadataClient : IAsyncDisposable
+{
+    private readonly ClientOptions _options;
+    private readonly RpcClient _rpc;
+    private readonly SemaphoreSlim _sessionGate = new(1, 1);
+    private readonly Func<IEnumerable<OpenHandle>> _openHandles;
+    private ulong _sessionId;
+
+    public MetadataClient(RpcEndpoint mds, ClientOptions options, Func<IEnumerable<OpenHandle>> openHandles, Func<RpcPush, ValueTask> onPush, ILoggerFactory loggerFactory)
+    {
+        _options = options;
+        _openHandles = openHandles;
+        _rpc = new RpcClient(mds, new RpcClientOptions
+        {
+            ConnectionsPerServer = 2,
+            Role = PeerRole.Client,
+            PeerName = options.ClientName,
+            Connected = AttachSessionAsync,
+            PushHandler = (push, _) => onPush(push),
+        }, loggerFactory);
+    }
+
+    public ulong SessionId => Volatile.Read(ref _sessionId);
+
+    public string FileSystemId => _rpc.ServerInfo?.FsId ?? "";
+
+    public string FileSystemName => _rpc.ServerInfo?.FsName ?? "";
+
+    public RpcEndpoint Endpoint => _rpc.Endpoint;
+
+    /// <summary>Calls the MDS and parses the reply. <paramref name="idempotent"/> calls are also retried after a connection broke mid-call.</summary>
+    public async Task<T> CallAsync<T>(uint method, IMessage request, MessageParser<T> parser, bool idempotent, CancellationToken cancellationToken = default)
+        where T : IMessage<T>
+    {
+        var deadline = Environment.TickCount64 + (long)_options.MdsRetryLimit.TotalMilliseconds;
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return await _rpc.CallAsync(method, request, parser, cancellationToken: cancellationToken).ConfigureAwait(false);
+            }
+            catch (RpcException e) when (Retryable(e, idempotent) && Environment.TickCount64 < deadline)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2000, 50 << Math.Min(attempt, 6))), cancellationToken).ConfigureAwait(false);
+            }
+            catch (RpcException e) when (Retryable(e, idempotent) || e.Errno == Errno.ECONNRESET)
+            {
+                throw new ParaFsException(Errno.EIO, $"the MDS at {_rpc.Endpoint} did not answer: {e.Message}", e);
+            }
+        }
+    }
+
+    public Task ConnectAsync(CancellationToken cancellationToken) =>
+        CallAsync(Methods.Ping, new StatFsRequest(), StatFsRequest.Parser, idempotent: true, cancellationToken);
+
+    public ValueTask DisposeAsync()
+    {
+        _sessionGate.Dispose();
+        return _rpc.DisposeAsync();
+    }
+
+    /// <summary>Never reached the MDS (safe to retry), or reached it and the call is harmless to repeat.</summary>
+    private static bool Retryable(RpcException e, bool idempotent) =>
+        e.Errno is Errno.ECONNREFUSED or Errno.ENOTCONN or Errno.EHOSTUNREACH
+        || (idempotent && e.Errno is Errno.ECONNRESET or Errno.ETIMEDOUT);
+
+    private async ValueTask AttachSessionAsync(RpcClientConnection connection, CancellationToken cancellationToken)
+    {
+        await _sessionGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var request = new SessionRequest { SessionId = SessionId, ClientName = _options.ClientName };
+            request.OpenHandles.AddRange(_openHandles());
+            var reply = await connection.CallAsync(Methods.MdsSession, request, SessionReply.Parser, cancellationToken: cancellationToken).ConfigureAwait(false);
+            Volatile.Write(ref _sessionId, reply.SessionId);
+        }
+        finally
+        {
+            _sessionGate.Release();
+        }
+    }
+}

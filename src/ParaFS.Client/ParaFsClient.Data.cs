@@ -1,0 +1,346 @@
+using ParaFS.Common;
+using ParaFS.Protocol;
+using ParaFS.Protocol.Mds;
+using ParaFS.Protocol.Ost;
+
+namespace ParaFS.Client;
+
+public sealed partial class ParaFsClient
+{
+    /// <summary>lseek(2) whence values for holes and data (linux/fs.h).</summary>
+    public const int SeekData = 3;
+    public const int SeekHole = 4;
+
+    /// <summary>The largest file offset: Linux's signed 64-bit off_t.</summary>
+    public const long MaxFileSize = long.MaxValue;
+
+    /// <summary>open(2): the MDS checks permissions and registers the handle; attributes come fresh from the MDS (close-to-open).</summary>
+    public async Task<FileHandle> OpenAsync(Caller caller, ulong ino, uint flags, CancellationToken cancellationToken = default)
+    {
+        var reply = await _mds.CallAsync(Methods.MdsOpen, new OpenRequest { Caller = caller, Ino = ino, Flags = flags }, OpenReply.Parser, idempotent: false, cancellationToken).ConfigureAwait(false);
+        var handle = new FileHandle(reply.Handle, reply.Attr, reply.Layout ?? new Layout(), flags, _options.PerFileRequests);
+        _open[handle.Handle] = handle;
+        _cache.PutAttr(new AttrReply { Attr = reply.Attr, Layout = reply.Layout });
+        return handle;
+    }
+
+    /// <summary>close(2)'s flush: the MDS learns the size and mtime this client wrote, so the next opener anywhere sees them.</summary>
+    public Task FlushAsync(FileHandle handle, CancellationToken cancellationToken = default) => ReportPendingAsync(handle.Ino, cancellationToken);
+
+    /// <summary>The last close of a handle: reports what was written and releases the MDS handle (an unlinked file may then be deleted).</summary>
+    public async Task ReleaseAsync(FileHandle handle, CancellationToken cancellationToken = default)
+    {
+        if (!_open.TryRemove(handle.Handle, out _))
+        {
+            return;
+        }
+
+        var report = handle.PendingReport();
+        var readAhead = handle.ReadAhead;
+        handle.ReadAhead = null;
+        readAhead?.Release();
+        await _mds.CallAsync(Methods.MdsClose, new CloseRequest { Handle = handle.Handle, Size = report }, Empty.Parser, idempotent: true, cancellationToken).ConfigureAwait(false);
+        _cache.DropAttr(handle.Ino);
+    }
+
+    /// <summary>fsync(2): every object of the file is made durable on its OST, then the MDS commits size and mtime. Any failure is returned.</summary>
+    public async Task FsyncAsync(FileHandle handle, CancellationToken cancellationToken = default)
+    {
+        await RefreshLayoutIfStaleAsync(handle, cancellationToken).ConfigureAwait(false);
+        await Task.WhenAll(handle.Layout.Objects.GroupBy(o => o.TargetId).Select(async group =>
+        {
+            var request = new SyncRequest();
+            request.ObjectIds.AddRange(group.Select(o => o.ObjectId));
+            using var reply = await _objects.CallAsync(group.Key, Methods.OstSync, request, default, default, cancellationToken).ConfigureAwait(false);
+        })).ConfigureAwait(false);
+        await ReportPendingAsync(handle.Ino, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Reads up to <paramref name="destination"/>.Length bytes at <paramref name="offset"/>, never past
+    /// the file's size. Each stripe-sized piece is read from its OST in parallel, straight into the
+    /// destination; holes read as zeros. Sequential readers are served from read-ahead.
+    /// </summary>
+    public async Task<int> ReadAsync(FileHandle handle, long offset, Memory<byte> destination, CancellationToken cancellationToken = default)
+    {
+        if (offset < 0)
+        {
+            throw new ParaFsException(Errno.EINVAL, $"read of inode {handle.Ino} at negative offset {offset}");
+        }
+
+        var size = handle.Size;
+        if (offset + destination.Length > size)
+        {
+            // Another client may have grown the file since we opened it: ask once the cache expires.
+            size = Math.Max(size, (long)(await GetAttrAsync(handle.Ino, cancellationToken: cancellationToken).ConfigureAwait(false)).Attr.Size);
+            handle.LearnSize(size);
+        }
+
+        var length = (int)Math.Clamp(size - offset, 0, destination.Length);
+        if (length == 0)
+        {
+            return 0;
+        }
+
+        await RefreshLayoutIfStaleAsync(handle, cancellationToken).ConfigureAwait(false);
+        var target = destination[..length];
+        var sequential = handle.NoteRead(offset, length);
+        if (await TryReadAheadAsync(handle, offset, target).ConfigureAwait(false))
+        {
+            StartReadAhead(handle, offset + length, size, sequential);
+            return length;
+        }
+
+        await ReadStripesAsync(handle, offset, target, cancellationToken).ConfigureAwait(false);
+        StartReadAhead(handle, offset + length, size, sequential);
+        return length;
+    }
+
+    /// <summary>
+    /// Writes <paramref name="data"/> at <paramref name="offset"/> (the end of file with O_APPEND):
+    /// split by stripes, all pieces sent in parallel, bounded by the file's and the client's windows.
+    /// The size extension is reported to the MDS on fsync, flush, close, or within a second.
+    /// </summary>
+    public async Task<int> WriteAsync(FileHandle handle, long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
+    {
+        if (!handle.IsWritable)
+        {
+            throw new ParaFsException(Errno.EBADF, $"inode {handle.Ino} was opened read-only");
+        }
+
+        if (handle.IsAppend)
+        {
+            offset = handle.Size;
+        }
+
+        if (offset < 0)
+        {
+            throw new ParaFsException(Errno.EINVAL, $"write to inode {handle.Ino} at negative offset {offset}");
+        }
+
+        if (offset > MaxFileSize - data.Length)
+        {
+            throw new ParaFsException(Errno.EFBIG, $"a write of {data.Length} bytes at {offset} to inode {handle.Ino} is past the largest file size");
+        }
+
+        if (data.IsEmpty)
+        {
+            return 0;
+        }
+
+        await RefreshLayoutIfStaleAsync(handle, cancellationToken).ConfigureAwait(false);
+        DropReadAhead(handle);
+        var map = handle.Map;
+        var objects = handle.Layout.Objects;
+        await Task.WhenAll(map.Split(offset, data.Length).Select(async extent =>
+        {
+            var piece = data.Slice((int)(extent.FileOffset - offset), extent.Length);
+            var request = new WriteRequest { ObjectId = objects[extent.ObjectIndex].ObjectId, Offset = (ulong)extent.ObjectOffset };
+            await WithWindowAsync(handle, async () =>
+            {
+                using var reply = await _objects.CallAsync(objects[extent.ObjectIndex].TargetId, Methods.OstWrite, request, piece, default, cancellationToken).ConfigureAwait(false);
+            }, cancellationToken).ConfigureAwait(false);
+        })).ConfigureAwait(false);
+        handle.Wrote(offset + data.Length, NowNs());
+        return data.Length;
+    }
+
+    /// <summary>fallocate(PUNCH_HOLE | KEEP_SIZE): the range reads as zeros afterwards and its space is freed on the OSTs.</summary>
+    public async Task PunchHoleAsync(FileHandle handle, long offset, long length, CancellationToken cancellationToken = default)
+    {
+        if (offset < 0 || length <= 0 || offset > MaxFileSize - length)
+        {
+            throw new ParaFsException(Errno.EINVAL, $"punch of inode {handle.Ino}: offset {offset} and length {length} are not a valid range");
+        }
+
+        await RefreshLayoutIfStaleAsync(handle, cancellationToken).ConfigureAwait(false);
+        DropReadAhead(handle);
+        var map = handle.Map;
+        var objects = handle.Layout.Objects;
+
+        // Per object, the punched pieces are contiguous in object space except across rows; merge
+        // what is adjacent so a large punch is one call per object and row run.
+        var perObject = PunchRanges(map, offset, Math.Min(length, Math.Max(0, handle.Size - offset)));
+        await Task.WhenAll(perObject.Select(async p =>
+        {
+            var request = new PunchRequest { ObjectId = objects[p.ObjectIndex].ObjectId, Offset = (ulong)p.Offset, Length = (ulong)p.Length };
+            using var reply = await _objects.CallAsync(objects[p.ObjectIndex].TargetId, Methods.OstPunch, request, default, default, cancellationToken).ConfigureAwait(false);
+        })).ConfigureAwait(false);
+        handle.Wrote(0, NowNs());
+    }
+
+    /// <summary>
+    /// lseek SEEK_DATA / SEEK_HOLE. ParaFS answers at file granularity: the whole of [0, size) counts
+    /// as data and the only hole is at the end of file (what Linux answers for file systems that do
+    /// not track holes). A hole punched inside the file reads as zeros but is not reported here.
+    /// </summary>
+    public Task<long> SeekAsync(FileHandle handle, long offset, int whence)
+    {
+        var size = handle.Size;
+        if (offset < 0 || offset >= size)
+        {
+            throw new ParaFsException(Errno.ENXIO, $"offset {offset} is at or past the end of inode {handle.Ino} ({size} bytes)");
+        }
+
+        return whence switch
+        {
+            SeekData => Task.FromResult(offset),
+            SeekHole => Task.FromResult(size),
+            _ => throw new ParaFsException(Errno.EINVAL, $"whence {whence} is not SEEK_DATA or SEEK_HOLE"),
+        };
+    }
+
+    private static long NowNs() => (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) * 100;
+
+    private static List<(int ObjectIndex, long Offset, long Length)> PunchRanges(StripeMap map, long offset, long length)
+    {
+        var ranges = new List<(int ObjectIndex, long Offset, long Length)>();
+        var last = new Dictionary<int, int>();
+        foreach (var extent in map.Split(offset, length))
+        {
+            if (last.TryGetValue(extent.ObjectIndex, out var at) && ranges[at].Offset + ranges[at].Length == extent.ObjectOffset)
+            {
+                ranges[at] = (extent.ObjectIndex, ranges[at].Offset, ranges[at].Length + extent.Length);
+                continue;
+            }
+
+            last[extent.ObjectIndex] = ranges.Count;
+            ranges.Add((extent.ObjectIndex, extent.ObjectOffset, extent.Length));
+        }
+
+        return ranges;
+    }
+
+    private async Task ReadStripesAsync(FileHandle handle, long offset, Memory<byte> target, CancellationToken cancellationToken)
+    {
+        var map = handle.Map;
+        var objects = handle.Layout.Objects;
+        await Task.WhenAll(map.Split(offset, target.Length).Select(async extent =>
+        {
+            var piece = target.Slice((int)(extent.FileOffset - offset), extent.Length);
+            var request = new ReadRequest { ObjectId = objects[extent.ObjectIndex].ObjectId, Offset = (ulong)extent.ObjectOffset, Length = (uint)extent.Length };
+            await WithWindowAsync(handle, async () =>
+            {
+                using var reply = await _objects.CallAsync(objects[extent.ObjectIndex].TargetId, Methods.OstRead, request, default, piece, cancellationToken).ConfigureAwait(false);
+                var got = Math.Min(reply.Payload.Length, piece.Length);
+                if (!reply.PayloadInDestination)
+                {
+                    reply.Payload.Span[..got].CopyTo(piece.Span);
+                }
+
+                // Past the end of an object (a hole at its tail, or never written) reads as zeros.
+                piece.Span[got..].Clear();
+            }, cancellationToken).ConfigureAwait(false);
+        })).ConfigureAwait(false);
+    }
+
+    private async Task WithWindowAsync(FileHandle handle, Func<Task> call, CancellationToken cancellationToken)
+    {
+        await handle.Window.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await _globalWindow.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await call().ConfigureAwait(false);
+            }
+            finally
+            {
+                _globalWindow.Release();
+            }
+        }
+        finally
+        {
+            handle.Window.Release();
+        }
+    }
+
+    private async Task RefreshLayoutIfStaleAsync(FileHandle handle, CancellationToken cancellationToken)
+    {
+        if (handle.LayoutStale)
+        {
+            var reply = await GetAttrAsync(handle.Ino, fresh: true, cancellationToken).ConfigureAwait(false);
+            handle.SetLayout(reply.Layout ?? new Layout());
+            DropReadAhead(handle);
+        }
+    }
+
+    private async Task<bool> TryReadAheadAsync(FileHandle handle, long offset, Memory<byte> target)
+    {
+        var window = handle.ReadAhead;
+        if (window is null || !window.Covers(offset, target.Length) || !window.TryAddReference())
+        {
+            return false;
+        }
+
+        try
+        {
+            var valid = await window.Filled.ConfigureAwait(false);
+            var start = (int)(offset - window.Start);
+            if (start + target.Length > valid)
+            {
+                return false;
+            }
+
+            window.Memory.Slice(start, target.Length).CopyTo(target);
+            return true;
+        }
+        finally
+        {
+            window.Release();
+        }
+    }
+
+    /// <summary>After two reads in a row that continue each other, fetches the next rows of stripes from every target at once, within the memory budget.</summary>
+    private void StartReadAhead(FileHandle handle, long from, long size, int sequential)
+    {
+        if (sequential < 2 || from >= size || handle.Map.StripeCount == 0)
+        {
+            return;
+        }
+
+        var current = handle.ReadAhead;
+        var row = (long)handle.Map.StripeSize * handle.Map.StripeCount;
+        var windowBytes = (int)Math.Min(row * _options.ReadAheadRows, int.MaxValue / 2);
+
+        // Keep going only when the reader is into the second half of the current window.
+        if (current is not null && from < current.End - (windowBytes / 2) && from >= current.Start)
+        {
+            return;
+        }
+
+        var start = current is not null && from >= current.Start && from <= current.End ? current.End : from;
+        var length = (int)Math.Min(windowBytes, size - start);
+        if (length <= 0 || Interlocked.Add(ref _readAheadBytes, length) > _options.ReadAheadMemory)
+        {
+            Interlocked.Add(ref _readAheadBytes, -Math.Max(length, 0));
+            return;
+        }
+
+        var next = new ReadAheadBuffer(start, length, bytes => Interlocked.Add(ref _readAheadBytes, -bytes));
+        next.Filled = FillAsync(handle, next);
+        handle.ReadAhead = next;
+        current?.Release();
+    }
+
+    private async Task<int> FillAsync(FileHandle handle, ReadAheadBuffer window)
+    {
+        try
+        {
+            await ReadStripesAsync(handle, window.Start, window.Memory, CancellationToken.None).ConfigureAwait(false);
+            return window.Length;
+        }
+        catch (ParaFsException)
+        {
+            // A failed read-ahead is not an error: the reader reads for itself and sees the error then.
+            return 0;
+        }
+    }
+
+    private static void DropReadAhead(FileHandle handle)
+    {
+        var window = handle.ReadAhead;
+        handle.ReadAhead = null;
+        window?.Release();
+    }
+}

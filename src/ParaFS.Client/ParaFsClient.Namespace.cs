@@ -1,0 +1,209 @@
+using Google.Protobuf;
+using ParaFS.Protocol;
+using ParaFS.Protocol.Mds;
+using Empty = ParaFS.Protocol.Ost.Empty;
+
+namespace ParaFS.Client;
+
+public sealed partial class ParaFsClient
+{
+    public async Task<AttrReply> LookupAsync(Caller caller, ulong parent, string name, CancellationToken cancellationToken = default)
+    {
+        if (_cache.GetEntry(parent, name) is { } cachedIno && _cache.GetAttr(cachedIno) is { } cached)
+        {
+            return WithLocalSize(cached);
+        }
+
+        var reply = await _mds.CallAsync(Methods.MdsLookup, new LookupRequest { Caller = caller, Parent = parent, Name = name }, AttrReply.Parser, idempotent: true, cancellationToken).ConfigureAwait(false);
+        _cache.PutEntry(parent, name, reply.Attr.Ino);
+        _cache.PutAttr(reply);
+        return WithLocalSize(reply);
+    }
+
+    /// <summary>getattr; <paramref name="fresh"/> skips the cache (close-to-open: an open always asks the MDS).</summary>
+    public async Task<AttrReply> GetAttrAsync(ulong ino, bool fresh = false, CancellationToken cancellationToken = default)
+    {
+        if (!fresh && _cache.GetAttr(ino) is { } cached)
+        {
+            return WithLocalSize(cached);
+        }
+
+        var reply = await _mds.CallAsync(Methods.MdsGetAttr, new GetAttrRequest { Ino = ino }, AttrReply.Parser, idempotent: true, cancellationToken).ConfigureAwait(false);
+        _cache.PutAttr(reply);
+        return WithLocalSize(reply);
+    }
+
+    /// <summary>setattr. A size change first tells the MDS what this client wrote, then truncates through the MDS (which cuts the objects).</summary>
+    public async Task<AttrReply> SetAttrAsync(Caller caller, SetAttrRequest request, FileHandle? handle = null, CancellationToken cancellationToken = default)
+    {
+        request.Caller = caller;
+        var sizing = ((SetAttrField)request.Valid).HasFlag(SetAttrField.Size);
+        if (sizing)
+        {
+            await ReportPendingAsync(request.Ino, cancellationToken).ConfigureAwait(false);
+            request.Handle = handle?.Handle ?? 0;
+        }
+
+        var reply = await _mds.CallAsync(Methods.MdsSetAttr, request, AttrReply.Parser, idempotent: !sizing, cancellationToken).ConfigureAwait(false);
+        if (sizing)
+        {
+            foreach (var h in HandlesOf(request.Ino))
+            {
+                h.ResetSize((long)reply.Attr.Size);
+            }
+        }
+
+        _cache.PutAttr(reply);
+        return reply;
+    }
+
+    /// <summary>create, mknod, mkdir, symlink. With <paramref name="openFlags"/> set, a regular file is also opened (O_CREAT) and its handle returned.</summary>
+    public async Task<(AttrReply Attr, FileHandle? Handle)> CreateAsync(
+        Caller caller, ulong parent, string name, FileType type, uint mode, uint? openFlags = null, bool exclusive = false, ulong rdev = 0, string symlinkTarget = "",
+        CancellationToken cancellationToken = default)
+    {
+        var request = new CreateRequest
+        {
+            Caller = caller,
+            Parent = parent,
+            Name = name,
+            Type = type,
+            Mode = mode,
+            Rdev = rdev,
+            Exclusive = exclusive || openFlags is null,
+            Open = openFlags is not null,
+            OpenFlags = openFlags ?? 0,
+            SymlinkTarget = symlinkTarget,
+        };
+        var reply = await _mds.CallAsync(Methods.MdsCreate, request, EntryReply.Parser, idempotent: false, cancellationToken).ConfigureAwait(false);
+        var attr = new AttrReply { Attr = reply.Attr, Layout = reply.Layout };
+        _cache.PutEntry(parent, name, reply.Attr.Ino);
+        _cache.PutAttr(attr);
+        _cache.DropAttr(parent);
+        FileHandle? handle = null;
+        if (reply.Handle != 0)
+        {
+            handle = new FileHandle(reply.Handle, reply.Attr, reply.Layout ?? new Layout(), openFlags!.Value, _options.PerFileRequests);
+            _open[handle.Handle] = handle;
+        }
+
+        return (attr, handle);
+    }
+
+    public async Task<string> ReadlinkAsync(ulong ino, CancellationToken cancellationToken = default) =>
+        (await _mds.CallAsync(Methods.MdsReadlink, new GetAttrRequest { Ino = ino }, ReadlinkReply.Parser, idempotent: true, cancellationToken).ConfigureAwait(false)).Target;
+
+    public async Task<AttrReply> LinkAsync(Caller caller, ulong ino, ulong newParent, string newName, CancellationToken cancellationToken = default)
+    {
+        var reply = await _mds.CallAsync(Methods.MdsLink, new LinkRequest { Caller = caller, Ino = ino, NewParent = newParent, NewName = newName }, AttrReply.Parser, idempotent: false, cancellationToken).ConfigureAwait(false);
+        _cache.PutAttr(reply);
+        _cache.PutEntry(newParent, newName, ino);
+        return reply;
+    }
+
+    public async Task RemoveAsync(Caller caller, ulong parent, string name, bool directory, CancellationToken cancellationToken = default)
+    {
+        var ino = _cache.GetEntry(parent, name);
+        _cache.DropEntry(parent, name);
+        await _mds.CallAsync(Methods.MdsRemove, new RemoveRequest { Caller = caller, Parent = parent, Name = name, Directory = directory }, Empty.Parser, idempotent: false, cancellationToken).ConfigureAwait(false);
+        _cache.DropAttr(parent);
+        if (ino is { } known)
+        {
+            _cache.DropAttr(known);
+        }
+    }
+
+    public async Task RenameAsync(Caller caller, ulong parent, string name, ulong newParent, string newName, uint flags = 0, CancellationToken cancellationToken = default)
+    {
+        _cache.DropEntry(parent, name);
+        _cache.DropEntry(newParent, newName);
+        await _mds.CallAsync(Methods.MdsRename, new RenameRequest { Caller = caller, Parent = parent, Name = name, NewParent = newParent, NewName = newName, Flags = flags }, Empty.Parser, idempotent: false, cancellationToken).ConfigureAwait(false);
+        _cache.DropAttr(parent);
+        _cache.DropAttr(newParent);
+    }
+
+    /// <summary>One page of a directory after <paramref name="cookie"/>; with <paramref name="plus"/>, each entry's attributes (and the cache learns them).</summary>
+    public async Task<ReaddirReply> ReaddirAsync(Caller caller, ulong ino, ulong cookie, uint limit, bool plus, CancellationToken cancellationToken = default)
+    {
+        var reply = await _mds.CallAsync(Methods.MdsReaddir, new ReaddirRequest { Caller = caller, Ino = ino, Cookie = cookie, Limit = limit, Plus = plus }, ReaddirReply.Parser, idempotent: true, cancellationToken).ConfigureAwait(false);
+        foreach (var entry in reply.Entries)
+        {
+            _cache.PutEntry(ino, entry.Name, entry.Ino);
+            if (entry.Attr is { } attr)
+            {
+                if (HandlesOf(attr.Ino).Select(h => h.Size).DefaultIfEmpty(0).Max() is var local && local > (long)attr.Size)
+                {
+                    attr.Size = (ulong)local;
+                }
+            }
+        }
+
+        return reply;
+    }
+
+    public Task SetXattrAsync(Caller caller, ulong ino, string name, ReadOnlyMemory<byte> value, uint flags, CancellationToken cancellationToken = default) =>
+        _mds.CallAsync(Methods.MdsSetXattr, new XattrRequest { Caller = caller, Ino = ino, Name = name, Value = ByteString.CopyFrom(value.Span), Flags = flags }, Empty.Parser, idempotent: false, cancellationToken);
+
+    public async Task<byte[]> GetXattrAsync(Caller caller, ulong ino, string name, CancellationToken cancellationToken = default) =>
+        (await _mds.CallAsync(Methods.MdsGetXattr, new XattrRequest { Caller = caller, Ino = ino, Name = name }, XattrReply.Parser, idempotent: true, cancellationToken).ConfigureAwait(false)).Value.ToByteArray();
+
+    public async Task<IReadOnlyList<string>> ListXattrAsync(Caller caller, ulong ino, CancellationToken cancellationToken = default) =>
+        (await _mds.CallAsync(Methods.MdsListXattr, new XattrRequest { Caller = caller, Ino = ino }, XattrReply.Parser, idempotent: true, cancellationToken).ConfigureAwait(false)).Names;
+
+    public Task RemoveXattrAsync(Caller caller, ulong ino, string name, CancellationToken cancellationToken = default) =>
+        _mds.CallAsync(Methods.MdsRemoveXattr, new XattrRequest { Caller = caller, Ino = ino, Name = name }, Empty.Parser, idempotent: false, cancellationToken);
+
+    public Task<StatFsReply> StatFsAsync(CancellationToken cancellationToken = default) =>
+        _mds.CallAsync(Methods.MdsStatFs, new StatFsRequest(), StatFsReply.Parser, idempotent: true, cancellationToken);
+
+    public async Task<GetStripeReply> SetStripeAsync(Caller caller, ulong ino, LayoutPolicy policy, CancellationToken cancellationToken = default)
+    {
+        var reply = await _mds.CallAsync(Methods.MdsSetStripe, new SetStripeRequest { Caller = caller, Ino = ino, Policy = policy }, GetStripeReply.Parser, idempotent: false, cancellationToken).ConfigureAwait(false);
+        _cache.DropAttr(ino);
+        foreach (var h in HandlesOf(ino))
+        {
+            if (reply.Layout is { } layout)
+            {
+                h.SetLayout(layout);
+            }
+        }
+
+        return reply;
+    }
+
+    public Task<GetStripeReply> GetStripeAsync(ulong ino, CancellationToken cancellationToken = default) =>
+        _mds.CallAsync(Methods.MdsGetStripe, new GetStripeRequest { Ino = ino }, GetStripeReply.Parser, idempotent: true, cancellationToken);
+
+    private IEnumerable<FileHandle> HandlesOf(ulong ino) => _open.Values.Where(h => h.Ino == ino);
+
+    /// <summary>The MDS's attributes with this client's own unreported writes folded in (read-your-writes).</summary>
+    private AttrReply WithLocalSize(AttrReply reply)
+    {
+        var local = HandlesOf(reply.Attr.Ino).Select(h => h.Size).DefaultIfEmpty(0).Max();
+        if (local <= (long)reply.Attr.Size)
+        {
+            return reply;
+        }
+
+        var copy = reply.Clone();
+        copy.Attr.Size = (ulong)local;
+        return copy;
+    }
+
+    private async Task ReportPendingAsync(ulong ino, CancellationToken cancellationToken)
+    {
+        var pending = HandlesOf(ino).Select(h => (Handle: h, Report: h.PendingReport())).Where(p => p.Report is not null).ToList();
+        if (pending.Count == 0)
+        {
+            return;
+        }
+
+        var request = new SizeReportRequest();
+        request.Reports.AddRange(pending.Select(p => p.Report!));
+        await _mds.CallAsync(Methods.MdsReportSize, request, Empty.Parser, idempotent: true, cancellationToken).ConfigureAwait(false);
+        foreach (var (handle, report) in pending)
+        {
+            handle.Reported(report!);
+        }
+    }
+}

@@ -1,0 +1,153 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using ParaFS.Common;
+using ParaFS.Protocol;
+using ParaFS.Protocol.Mds;
+using ParaFS.Protocol.Rpc;
+using Empty = ParaFS.Protocol.Ost.Empty;
+
+namespace ParaFS.Client;
+
+/// <summary>
+/// The ParaFS client core: a POSIX-shaped API by inode and file handle over the MDS (namespace,
+/// layouts) and the OSTs (data, striped and in parallel). The FUSE adapter sits on it; tests and
+/// a native API use it directly. Methods taking a <see cref="Caller"/> are checked against that
+/// caller's permissions at the MDS. Failures are <see cref="ParaFsException"/> with the errno.
+/// </summary>
+public sealed partial class ParaFsClient : IAsyncDisposable
+{
+    private readonly ClientOptions _options;
+    private readonly MetadataClient _mds;
+    private readonly MetadataCache _cache;
+    private readonly ConcurrentDictionary<ulong, FileHandle> _open = new();
+    private readonly SemaphoreSlim _globalWindow;
+    private readonly Timer _sizeReporter;
+    private readonly ILoggerFactory _loggerFactory;
+    private ObjectClients _objects = null!;
+    private long _readAheadBytes;
+
+    private ParaFsClient(RpcEndpoint mds, ClientOptions options, ILoggerFactory loggerFactory)
+    {
+        _options = options;
+        _loggerFactory = loggerFactory;
+        _cache = new MetadataCache(options.CacheLifetime);
+        _globalWindow = new SemaphoreSlim(options.GlobalRequests);
+        _mds = new MetadataClient(mds, options, () => _open.Values.Select(h => h.ToOpenHandle()), OnPushAsync, loggerFactory);
+        _sizeReporter = new Timer(static s => _ = ((ParaFsClient)s!).ReportSizesAsync(), this, options.SizeReportInterval, options.SizeReportInterval);
+    }
+
+    /// <summary>Raised when the MDS says an inode's attributes (or layout) changed: the FUSE layer invalidates the kernel's cache.</summary>
+    public event Action<ulong>? AttrInvalidated;
+
+    /// <summary>Raised when the MDS says a directory entry changed.</summary>
+    public event Action<ulong, string>? EntryInvalidated;
+
+    public string FileSystemId => _mds.FileSystemId;
+
+    public string FileSystemName => _mds.FileSystemName;
+
+    public ulong SessionId => _mds.SessionId;
+
+    public const ulong RootIno = 1;
+
+    /// <summary>Connects to the MDS, opens a session and learns the targets.</summary>
+    public static async Task<ParaFsClient> ConnectAsync(RpcEndpoint mds, ClientOptions? options = null, ILoggerFactory? loggerFactory = null, CancellationToken cancellationToken = default)
+    {
+        var client = new ParaFsClient(mds, options ?? new ClientOptions(), loggerFactory ?? NullLoggerFactory.Instance);
+        try
+        {
+            await client._mds.ConnectAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await client.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        client._objects = new ObjectClients(client._options, client.ListTargetsAsync, client.FileSystemId, client._loggerFactory);
+        await client._objects.RefreshAsync(cancellationToken).ConfigureAwait(false);
+        return client;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _sizeReporter.DisposeAsync().ConfigureAwait(false);
+        foreach (var handle in _open.Values.ToList())
+        {
+            try
+            {
+                await ReleaseAsync(handle).ConfigureAwait(false);
+            }
+            catch (ParaFsException)
+            {
+                // Best effort at shutdown; the MDS releases the session's opens after its lease.
+            }
+        }
+
+        if (_objects is not null)
+        {
+            await _objects.DisposeAsync().ConfigureAwait(false);
+        }
+
+        await _mds.DisposeAsync().ConfigureAwait(false);
+        _globalWindow.Dispose();
+    }
+
+    public async Task<IReadOnlyList<TargetInfo>> ListTargetsAsync(CancellationToken cancellationToken = default) =>
+        (await _mds.CallAsync(Methods.MdsListTargets, new StatFsRequest(), ListTargetsReply.Parser, idempotent: true, cancellationToken).ConfigureAwait(false)).Targets;
+
+    private ValueTask OnPushAsync(RpcPush push)
+    {
+        switch (push.Method)
+        {
+            case Methods.PushEntryChanged:
+                var entry = push.ParseMessage(EntryChanged.Parser);
+                _cache.DropEntry(entry.Parent, entry.Name);
+                EntryInvalidated?.Invoke(entry.Parent, entry.Name);
+                break;
+            case Methods.PushAttrChanged:
+                var attr = push.ParseMessage(AttrChanged.Parser);
+                _cache.DropAttr(attr.Ino);
+                AttrInvalidated?.Invoke(attr.Ino);
+                break;
+            case Methods.PushLayoutChanged:
+                var layout = push.ParseMessage(LayoutChanged.Parser);
+                _cache.DropAttr(layout.Ino);
+                foreach (var handle in _open.Values.Where(h => h.Ino == layout.Ino && h.Layout.Generation < layout.Generation))
+                {
+                    handle.LayoutStale = true;
+                }
+
+                AttrInvalidated?.Invoke(layout.Ino);
+                break;
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Reports every open file's size extension the MDS does not know yet (at most one interval late).</summary>
+    private async Task ReportSizesAsync()
+    {
+        var pending = _open.Values.Select(h => (Handle: h, Report: h.PendingReport())).Where(p => p.Report is not null).ToList();
+        if (pending.Count == 0)
+        {
+            return;
+        }
+
+        var request = new SizeReportRequest();
+        request.Reports.AddRange(pending.Select(p => p.Report!));
+        try
+        {
+            await _mds.CallAsync(Methods.MdsReportSize, request, Empty.Parser, idempotent: true).ConfigureAwait(false);
+            foreach (var (handle, report) in pending)
+            {
+                handle.Reported(report!);
+            }
+        }
+        catch (ParaFsException)
+        {
+            // The MDS is away; the next interval, fsync or close reports again.
+        }
+    }
+}

@@ -1,0 +1,141 @@
+using System.Security.Cryptography;
+using ParaFS.Common;
+using ParaFS.Protocol.Mds;
+
+namespace ParaFS.Client.Tests;
+
+public sealed class FailureTests
+{
+    private const ulong Root = ParaFsClient.RootIno;
+    private static readonly Caller Me = TestCluster.RootCaller;
+
+    [Fact]
+    public async Task An_ost_restarted_mid_stream_costs_retries_never_wrong_data()
+    {
+        await using var cluster = await TestCluster.StartAsync();
+        await using var client = await cluster.ClientAsync(new ClientOptions { OstAttempts = 6 });
+        var (attr, handle) = await client.CreateAsync(Me, Root, "stream", FileType.Regular, 0x1A4, openFlags: 2);
+        await client.SetStripeAsync(Me, attr.Attr.Ino, new LayoutPolicy { StripeSize = 65536, StripeCount = 4 });
+
+        var chunk = 256 * 1024;
+        var data = RandomNumberGenerator.GetBytes(chunk * 40);
+        var acknowledged = new bool[40];
+        var failures = 0;
+        var writer = Task.Run(async () =>
+        {
+            for (var i = 0; i < 40; i++)
+            {
+                try
+                {
+                    await client.WriteAsync(handle!, (long)i * chunk, data.AsMemory(i * chunk, chunk));
+                    acknowledged[i] = true;
+                }
+                catch (ParaFsException e) when (e.Errno == Errno.EIO)
+                {
+                    Interlocked.Increment(ref failures);
+                }
+            }
+        });
+
+        await Task.Delay(50);
+        await cluster.StopOstAsync(1);
+        await Task.Delay(300);
+        await cluster.StartOstAsync(1);
+        await writer;
+
+        // Every acknowledged chunk reads back exactly; a failed one (EIO) may hold old or new bytes but nothing else.
+        var read = new byte[data.Length];
+        await client.ReadAsync(handle!, 0, read);
+        for (var i = 0; i < 40; i++)
+        {
+            var got = read.AsSpan(i * chunk, chunk);
+            var want = data.AsSpan(i * chunk, chunk);
+            if (acknowledged[i])
+            {
+                Assert.True(got.SequenceEqual(want), $"acknowledged chunk {i} reads back wrong");
+            }
+            else
+            {
+                for (var b = 0; b < chunk; b++)
+                {
+                    Assert.True(got[b] == 0 || got[b] == want[b], $"chunk {i} byte {b} holds a byte never written");
+                }
+            }
+        }
+
+        Assert.True(acknowledged.Count(a => a) >= 30, $"only {acknowledged.Count(a => a)} of 40 writes got through a 300 ms outage ({failures} failed)");
+    }
+
+    [Fact]
+    public async Task A_call_to_an_ost_that_stays_down_fails_with_EIO_naming_the_target()
+    {
+        await using var cluster = await TestCluster.StartAsync(targets: 2);
+        await using var client = await cluster.ClientAsync(new ClientOptions { OstAttempts = 2, OstCallTimeout = TimeSpan.FromSeconds(2) });
+        var (_, handle) = await client.CreateAsync(Me, Root, "down", FileType.Regular, 0x1A4, openFlags: 2);
+        await client.WriteAsync(handle!, 0, new byte[4 * 1024 * 1024]);
+        await cluster.StopOstAsync(0);
+
+        var started = DateTime.UtcNow;
+        var e = await Assert.ThrowsAsync<ParaFsException>(() => client.FsyncAsync(handle!));
+        Assert.Equal(Errno.EIO, e.Errno);
+        Assert.Contains("did not answer", e.Message, StringComparison.Ordinal);
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(30), "the failure took too long: no endless hang allowed");
+    }
+
+    [Fact]
+    public async Task An_open_file_keeps_working_across_an_mds_restart()
+    {
+        await using var cluster = await TestCluster.StartAsync(targets: 2);
+        await using var client = await cluster.ClientAsync();
+        var (attr, handle) = await client.CreateAsync(Me, Root, "survivor", FileType.Regular, 0x1A4, openFlags: 2);
+        var first = RandomNumberGenerator.GetBytes(300_000);
+        await client.WriteAsync(handle!, 0, first);
+        await client.FsyncAsync(handle!);
+
+        await cluster.RestartMdsAsync(downFor: TimeSpan.FromMilliseconds(500));
+
+        var second = RandomNumberGenerator.GetBytes(200_000);
+        await client.WriteAsync(handle!, first.Length, second);
+        await client.FsyncAsync(handle!);
+
+        // The MDS took the handle back with the session: unlinking keeps the file until close.
+        await client.RemoveAsync(Me, Root, "survivor", directory: false);
+        var orphan = await client.GetAttrAsync(attr.Attr.Ino, fresh: true);
+        Assert.Equal(500_000ul, orphan.Attr.Size);
+        var read = new byte[500_000];
+        Assert.Equal(500_000, await client.ReadAsync(handle!, 0, read));
+        Assert.True(read.AsSpan(0, first.Length).SequenceEqual(first));
+        Assert.True(read.AsSpan(first.Length).SequenceEqual(second));
+        await client.ReleaseAsync(handle!);
+        await Assert.ThrowsAsync<Protocol.Rpc.RpcException>(() => client.GetAttrAsync(attr.Attr.Ino, fresh: true));
+    }
+
+    [Fact]
+    public async Task Fsync_makes_data_durable_on_the_osts_and_the_size_durable_at_the_mds()
+    {
+        var data = RandomNumberGenerator.GetBytes(1_000_000);
+        await using var cluster = await TestCluster.StartAsync(targets: 4);
+        ulong ino;
+        await using (var client = await cluster.ClientAsync())
+        {
+            var (attr, handle) = await client.CreateAsync(Me, Root, "durable", FileType.Regular, 0x1A4, openFlags: 2);
+            ino = attr.Attr.Ino;
+            await client.WriteAsync(handle!, 0, data);
+            await client.FsyncAsync(handle!);
+        }
+
+        for (var i = 0; i < 4; i++)
+        {
+            await cluster.StopOstAsync(i);
+            await cluster.StartOstAsync(i);
+        }
+
+        await cluster.RestartMdsAsync();
+        await using var reader = await cluster.ClientAsync();
+        var opened = await reader.OpenAsync(Me, ino, 0);
+        Assert.Equal(data.Length, opened.Size);
+        var read = new byte[data.Length];
+        Assert.Equal(data.Length, await reader.ReadAsync(opened, 0, read));
+        Assert.True(read.AsSpan().SequenceEqual(data));
+    }
+}
