@@ -31,6 +31,10 @@ internal static class Daemon
         });
         builder.Logging.SetMinimumLevel(builder.Configuration["verbose"] is "true" or "1" ? LogLevel.Debug : LogLevel.Information);
         builder.Logging.AddFilter("Microsoft.Hosting", LogLevel.Warning);
+
+        // A daemon that cannot start says so in one line (RunAsync); the host must not add its
+        // own "Hosting failed to start" with a stack trace.
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
         return builder;
     }
 

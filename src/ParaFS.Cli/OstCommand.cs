@@ -1,12 +1,93 @@
+using System.Globalization;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using ParaFS.Ost;
+using ParaFS.Ost.Backends.Dir;
+using ParaFS.Protocol.Rpc;
+
 namespace ParaFS.Cli;
 
-/// <summary>parafs ost: being written (issue 3).</summary>
+/// <summary>parafs ost: one object storage target, hosted until SIGTERM or Ctrl-C.</summary>
 internal static class OstCommand
 {
-    public static Task<int> RunAsync(string[] args)
+    public const string Help = """
+        usage: parafs ost --data DIR --listen HOST:PORT --mds HOST:PORT --pool NAME [options]
+
+        Serves the objects (file stripes) of one target. The first start registers with the MDS,
+        which assigns the target id, and formats DIR; later starts check DIR belongs to the file
+        system the MDS serves. The OST keeps serving while the MDS is away and registers again
+        when it is back.
+
+        options:
+          --data DIR            the target's data directory (an empty one on the first start)
+          --listen HOST:PORT    where clients connect (unix:/path for a Unix socket)
+          --mds HOST:PORT       the metadata server to register with and heartbeat to
+          --pool NAME           the pool this target belongs to (e.g. the array's vendor)
+          --backend dir         how objects are kept: dir (files under DIR; the only one so far)
+          --advertise HOST:PORT the address clients are told (default: the listen address)
+          --open-objects N      object files kept open at once (default 1024)
+          --config FILE         settings as JSON ({"data": "...", "pool": "..."})
+          --verbose true        debug logging
+
+        Every option can also come from the environment: PARAFS_DATA, PARAFS_LISTEN, PARAFS_MDS,
+        PARAFS_POOL, PARAFS_BACKEND, ... Exit status: 0 after a clean stop, 1 when it cannot start
+        (e.g. DIR belongs to another file system), 2 on a usage error.
+        """;
+
+    public static async Task<int> RunAsync(string[] args)
     {
-        _ = args;
-        Console.Error.WriteLine("parafs ost: not built yet");
-        return Task.FromResult(1);
+        if (Daemon.WantsHelp(args))
+        {
+            await Console.Out.WriteLineAsync(Help).ConfigureAwait(false);
+            return 0;
+        }
+
+        return await Daemon.RunAsync(() => Build(args)).ConfigureAwait(false);
     }
+
+    private static IHost Build(string[] args)
+    {
+        var builder = Daemon.CreateBuilder(args);
+        var configuration = builder.Configuration;
+        var backend = configuration["backend"] ?? DirBackend.BackendName;
+        if (backend != DirBackend.BackendName)
+        {
+            throw new UsageException($"parafs ost: --backend {backend} is not available; this build has: {DirBackend.BackendName}");
+        }
+
+        var options = new OstOptions
+        {
+            DataDirectory = Path.GetFullPath(Daemon.Require(configuration, "data", "ost")),
+            Listen = Endpoint(configuration, "listen"),
+            Mds = Endpoint(configuration, "mds"),
+            Pool = Daemon.Require(configuration, "pool", "ost"),
+            Backend = backend,
+            Advertise = configuration["advertise"],
+            OpenObjectLimit = configuration["open-objects"] is { } n ? Number(n, "open-objects") : 1024,
+        };
+
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(sp => new OstServer(options, sp.GetRequiredService<ILoggerFactory>()));
+        builder.Services.AddHostedService(sp => new OstHostedService(sp.GetRequiredService<OstServer>()));
+        return builder.Build();
+
+        RpcEndpoint Endpoint(Microsoft.Extensions.Configuration.IConfiguration c, string key)
+        {
+            var text = Daemon.Require(c, key, "ost");
+            try
+            {
+                return RpcEndpoint.Parse(text);
+            }
+            catch (FormatException e)
+            {
+                throw new UsageException($"parafs ost: --{key}: {e.Message}");
+            }
+        }
+    }
+
+    private static int Number(string text, string key) =>
+        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0
+            ? n
+            : throw new UsageException($"parafs ost: --{key} wants a positive number, not '{text}'");
 }

@@ -1,0 +1,145 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+
+namespace ParaFS.Common.Interop;
+
+/// <summary>
+/// Every call ParaFS makes into the C library, in one place. Each returns what libc returns; the
+/// errno of a failed call is read with <see cref="LastErrno"/> (the marshaller saves it, since
+/// the runtime may overwrite the thread's errno before managed code runs again).
+/// </summary>
+public static partial class Libc
+{
+    /// <summary>linux/falloc.h: deallocate the range; reads of it return zeros.</summary>
+    public const int FallocFlPunchHole = 0x02;
+
+    /// <summary>linux/falloc.h: leave the file size alone (required with PUNCH_HOLE).</summary>
+    public const int FallocFlKeepSize = 0x01;
+
+    /// <summary>fcntl.h: resolve the path relative to the current directory.</summary>
+    public const int AtFdCwd = -100;
+
+    /// <summary>fcntl.h: with an empty path, stat the descriptor itself.</summary>
+    public const int AtEmptyPath = 0x1000;
+
+    /// <summary>linux/stat.h: want stx_size.</summary>
+    public const uint StatxSize = 0x200;
+
+    /// <summary>linux/stat.h: want stx_blocks.</summary>
+    public const uint StatxBlocks = 0x400;
+
+    private const string Library = "libc";
+    private const int ORdOnly = 0;
+    private const int ODirectory = 0x10000;
+    private const int OCloExec = 0x80000;
+
+    /// <summary>The errno of the most recent failed call made through this class on this thread.</summary>
+    public static Errno LastErrno => (Errno)Marshal.GetLastPInvokeError();
+
+    /// <summary>fallocate(2): with <see cref="FallocFlPunchHole"/> | <see cref="FallocFlKeepSize"/> it punches a hole.</summary>
+    [LibraryImport(Library, EntryPoint = "fallocate", SetLastError = true)]
+    public static partial int Fallocate(SafeFileHandle fd, int mode, long offset, long length);
+
+    /// <summary>fdatasync(2): the file's data and the metadata needed to read it back (its size) are durable.</summary>
+    [LibraryImport(Library, EntryPoint = "fdatasync", SetLastError = true)]
+    public static partial int Fdatasync(SafeFileHandle fd);
+
+    /// <summary>fsync(2): on a directory, makes the entries created in it durable.</summary>
+    [LibraryImport(Library, EntryPoint = "fsync", SetLastError = true)]
+    public static partial int Fsync(SafeFileHandle fd);
+
+    /// <summary>syncfs(2): everything written to the file system holding <paramref name="fd"/> is durable.</summary>
+    [LibraryImport(Library, EntryPoint = "syncfs", SetLastError = true)]
+    public static partial int Syncfs(SafeFileHandle fd);
+
+    /// <summary>
+    /// statx(2). Its <see cref="Statx"/> buffer has one layout on every architecture, unlike
+    /// struct stat, which is why ParaFS uses it for st_blocks.
+    /// </summary>
+    [LibraryImport(Library, EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int StatxPath(int dirFd, string path, int flags, uint mask, out Statx buffer);
+
+    /// <summary>statx(2) of an open descriptor (AT_EMPTY_PATH).</summary>
+    [LibraryImport(Library, EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int StatxHandle(SafeFileHandle fd, string path, int flags, uint mask, out Statx buffer);
+
+    /// <summary>unlink(2); fails with ENOENT when there is nothing to remove.</summary>
+    [LibraryImport(Library, EntryPoint = "unlink", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Unlink(string path);
+
+    [LibraryImport(Library, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Open(string path, int flags);
+
+    /// <summary>Opens a directory read-only, for fsync; .NET's file APIs refuse directories.</summary>
+    public static SafeFileHandle OpenDirectory(string path)
+    {
+        var fd = Open(path, ORdOnly | ODirectory | OCloExec);
+        if (fd < 0)
+        {
+            throw Failure(LastErrno, $"cannot open directory {path}");
+        }
+
+        return new SafeFileHandle(fd, ownsHandle: true);
+    }
+
+    /// <summary>Bytes allocated to an open file (st_blocks counts 512-byte units whatever the block size).</summary>
+    public static long AllocatedBytes(SafeFileHandle fd)
+    {
+        if (StatxHandle(fd, "", AtEmptyPath, StatxBlocks, out var stat) != 0)
+        {
+            throw Failure(LastErrno, "statx of an open file failed");
+        }
+
+        return checked((long)stat.Blocks * 512);
+    }
+
+    /// <summary>The exception for a failed call: a <see cref="ParaFsException"/> carrying its errno.</summary>
+    public static ParaFsException Failure(Errno errno, string what) =>
+        new(errno, $"{what}: {errno} ({Marshal.GetPInvokeErrorMessage((int)errno)})");
+
+    /// <summary>struct statx from linux/stat.h (256 bytes on every architecture).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct Statx
+    {
+        public uint Mask;
+        public uint BlockSize;
+        public ulong Attributes;
+        public uint LinkCount;
+        public uint Uid;
+        public uint Gid;
+        public ushort Mode;
+        private readonly ushort _spare0;
+        public ulong Inode;
+        public ulong Size;
+        public ulong Blocks;
+        public ulong AttributesMask;
+        public StatxTimestamp AccessTime;
+        public StatxTimestamp BirthTime;
+        public StatxTimestamp ChangeTime;
+        public StatxTimestamp ModifyTime;
+        public uint RdevMajor;
+        public uint RdevMinor;
+        public uint DevMajor;
+        public uint DevMinor;
+        public ulong MountId;
+        public uint DirectIoMemoryAlign;
+        public uint DirectIoOffsetAlign;
+        private readonly Spare _spare3;
+
+        [InlineArray(12)]
+        private struct Spare
+        {
+            private ulong _element;
+        }
+    }
+
+    /// <summary>struct statx_timestamp from linux/stat.h.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct StatxTimestamp
+    {
+        public long Seconds;
+        public uint Nanoseconds;
+        private readonly int _reserved;
+    }
+}

@@ -1,0 +1,45 @@
+namespace ParaFS.Ost.Backends;
+
+/// <summary>
+/// Where a target keeps its objects. Offsets and lengths arrive checked (<see cref="ObjectBounds"/>).
+/// An object that was never written behaves as ost.proto says: empty, size 0, not existing; only
+/// a write (or a truncate to a non-zero size) creates it.
+/// </summary>
+public interface IObjectBackend : IDisposable
+{
+    /// <summary>dir | block | nvme-tcp, as in the superblock and the registration.</summary>
+    string Name { get; }
+
+    /// <summary>Writes <paramref name="data"/> at <paramref name="offset"/>, creating the object; returns its size after.</summary>
+    ValueTask<long> WriteAsync(ulong objectId, long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken);
+
+    /// <summary>Reads into <paramref name="destination"/> from <paramref name="offset"/>, never past the object's size.</summary>
+    ValueTask<ObjectRead> ReadAsync(ulong objectId, long offset, Memory<byte> destination, CancellationToken cancellationToken);
+
+    /// <summary>Deallocates a range keeping the size; it reads back as zeros.</summary>
+    ValueTask PunchAsync(ulong objectId, long offset, long length, CancellationToken cancellationToken);
+
+    ValueTask TruncateAsync(ulong objectId, long size, CancellationToken cancellationToken);
+
+    ValueTask<ObjectAttributes> GetAttributesAsync(ulong objectId, CancellationToken cancellationToken);
+
+    /// <summary>Removes the object; true when it existed.</summary>
+    ValueTask<bool> DeleteAsync(ulong objectId, CancellationToken cancellationToken);
+
+    /// <summary>Makes the objects durable (their data, size and directory entry); none given: every object written since the last sync.</summary>
+    ValueTask SyncAsync(IReadOnlyCollection<ulong> objectIds, CancellationToken cancellationToken);
+
+    /// <summary>Object ids greater than <paramref name="after"/>, ascending, at most <paramref name="limit"/>.</summary>
+    ValueTask<ObjectPage> ListAsync(ulong after, int limit, CancellationToken cancellationToken);
+
+    StorageUsage GetUsage();
+}
+
+/// <summary>What a read found: bytes placed in the destination, the object's size, and whether it exists.</summary>
+public readonly record struct ObjectRead(int BytesRead, long ObjectSize, bool Exists);
+
+public readonly record struct ObjectAttributes(bool Exists, long Size, long AllocatedBytes);
+
+public sealed record ObjectPage(IReadOnlyList<ulong> ObjectIds, bool More);
+
+public readonly record struct StorageUsage(long CapacityBytes, long FreeBytes, long Objects);

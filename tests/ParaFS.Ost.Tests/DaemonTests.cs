@@ -1,0 +1,98 @@
+using System.Security.Cryptography;
+using ParaFS.Protocol;
+using ParaFS.Protocol.Ost;
+using ParaFS.Protocol.Rpc;
+
+namespace ParaFS.Ost.Tests;
+
+/// <summary>The real <c>parafs ost</c> daemon in a child process.</summary>
+public sealed class DaemonTests
+{
+    [Fact]
+    public async Task Synced_data_and_the_target_id_survive_a_kill_9_and_restart()
+    {
+        await using var mds = await MdsDouble.StartAsync(fsId: "fs-durable", lastTargetId: 4);
+        using var directory = new TestDirectory();
+        var data = directory.Sub("data");
+        var bytes = RandomNumberGenerator.GetBytes(3 * 1024 * 1024);
+
+        int port;
+        await using (var ost = OstProcess.Start("--data", data, "--listen", "127.0.0.1:0", "--mds", mds.Endpoint.Text, "--pool", "p"))
+        {
+            port = await ost.WaitForListeningPortAsync();
+            await ost.WaitForOutputAsync("serving");
+            await using var client = Client(port, "fs-durable");
+            await client.CallAsync(Methods.OstWrite, new WriteRequest { ObjectId = 1, Offset = 0 }, bytes);
+            await client.CallAsync(Methods.OstWrite, new WriteRequest { ObjectId = 2, Offset = 1 << 20 }, bytes.AsMemory(0, 1000));
+            await client.CallAsync(Methods.OstSync, new SyncRequest { ObjectIds = { 1, 2 } }, Empty.Parser);
+            await ost.KillAsync();
+        }
+
+        await using (var again = OstProcess.Start("--data", data, "--listen", $"127.0.0.1:{port}", "--mds", mds.Endpoint.Text, "--pool", "p"))
+        {
+            await again.WaitForOutputAsync("serving");
+            await using var client = Client(port, "fs-durable");
+            var destination = new byte[bytes.Length];
+            using (var reply = await client.CallAsync(Methods.OstRead, new ReadRequest { ObjectId = 1, Length = (uint)bytes.Length }, replyDestination: destination))
+            {
+                Assert.Equal((ulong)bytes.Length, reply.ParseMessage(ReadReply.Parser).ObjectSize);
+                Assert.True(destination.AsSpan().SequenceEqual(bytes), "object 1 must read back as written before the kill");
+            }
+
+            var attr = await client.CallAsync(Methods.OstGetAttr, new ObjectRequest { ObjectId = 2 }, ObjectAttr.Parser);
+            Assert.Equal((ulong)((1 << 20) + 1000), attr.Size);
+            var statfs = await client.CallAsync(Methods.OstStatFs, new Empty(), StatFsReply.Parser);
+            Assert.Equal(5U, statfs.TargetId);
+            Assert.Equal(2UL, statfs.Objects);
+        }
+
+        Assert.Equal([0U, 5U], mds.Registrations.Select(r => r.TargetId));
+    }
+
+    [Fact]
+    public async Task A_directory_of_another_file_system_is_refused_with_a_clear_message_and_exit_1()
+    {
+        using var directory = new TestDirectory();
+        var data = directory.Sub("data");
+        await using (var mdsA = await MdsDouble.StartAsync(fsId: "fs-aaaa", fsName: "alpha"))
+        {
+            await using var ost = OstProcess.Start("--data", data, "--listen", "127.0.0.1:0", "--mds", mdsA.Endpoint.Text, "--pool", "p");
+            await ost.WaitForOutputAsync("serving");
+        }
+
+        await using var mdsB = await MdsDouble.StartAsync(fsId: "fs-bbbb", fsName: "beta");
+        await using var refused = OstProcess.Start("--data", data, "--listen", "127.0.0.1:0", "--mds", mdsB.Endpoint.Text, "--pool", "p");
+        Assert.Equal(1, await refused.WaitForExitAsync());
+        var message = await refused.WaitForOutputAsync("belongs to file system");
+        Assert.Contains(data, message, StringComparison.Ordinal);
+        Assert.Contains("fs-aaaa", message, StringComparison.Ordinal);
+        Assert.Contains("fs-bbbb", message, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", refused.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Help_describes_every_option()
+    {
+        await using var help = OstProcess.Start("--help");
+        Assert.Equal(0, await help.WaitForExitAsync());
+        foreach (var option in new[] { "--data DIR", "--listen HOST:PORT", "--mds HOST:PORT", "--pool NAME", "--backend dir", "--advertise", "--config FILE" })
+        {
+            Assert.Contains(option, help.Output, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task A_missing_option_or_unknown_backend_is_a_usage_error()
+    {
+        await using var missing = OstProcess.Start("--data", "/tmp/x", "--listen", "127.0.0.1:0", "--mds", "127.0.0.1:1");
+        Assert.Equal(2, await missing.WaitForExitAsync());
+        Assert.Contains("--pool is required", missing.Output, StringComparison.Ordinal);
+
+        await using var backend = OstProcess.Start("--data", "/tmp/x", "--listen", "127.0.0.1:0", "--mds", "127.0.0.1:1", "--pool", "p", "--backend", "block");
+        Assert.Equal(2, await backend.WaitForExitAsync());
+        Assert.Contains("--backend block is not available", backend.Output, StringComparison.Ordinal);
+    }
+
+    private static RpcClient Client(int port, string fsId) =>
+        new(RpcEndpoint.Parse($"127.0.0.1:{port}"), new RpcClientOptions { FileSystemId = fsId, ConnectionsPerServer = 2 });
+}
