@@ -5,6 +5,11 @@ return args switch
 {
     ["mds", .. var rest] => await MdsCommand.RunAsync(rest),
     ["ost", .. var rest] => await OstCommand.RunAsync(rest),
+    ["setstripe", .. var rest] => await ParaFS.Cli.Tools.StripeCommands.SetAsync(rest),
+    ["getstripe", .. var rest] => await ParaFS.Cli.Tools.StripeCommands.GetAsync(rest),
+    ["df", .. var rest] => await ParaFS.Cli.Tools.TargetCommands.DfAsync(rest),
+    ["targets", .. var rest] => await ParaFS.Cli.Tools.TargetCommands.TargetsAsync(rest),
+    ["find", .. var rest] => await ParaFS.Cli.Tools.FindCommand.RunAsync(rest),
     ["--version"] => Version(),
     _ => Usage.Print(args),
 };

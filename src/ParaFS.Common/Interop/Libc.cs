@@ -23,6 +23,12 @@ public static partial class Libc
     /// <summary>fcntl.h: with an empty path, stat the descriptor itself.</summary>
     public const int AtEmptyPath = 0x1000;
 
+    /// <summary>linux/stat.h: want stx_mode's file type and permission bits.</summary>
+    public const uint StatxTypeAndMode = 0x003;
+
+    /// <summary>linux/stat.h: want stx_ino.</summary>
+    public const uint StatxIno = 0x100;
+
     /// <summary>linux/stat.h: want stx_size.</summary>
     public const uint StatxSize = 0x200;
 
@@ -33,6 +39,31 @@ public static partial class Libc
     private const int ORdOnly = 0;
     private const int ODirectory = 0x10000;
     private const int OCloExec = 0x80000;
+
+    /// <summary>getuid(2): the real user id of this process (the tools act as it at the MDS).</summary>
+    [LibraryImport(Library, EntryPoint = "getuid")]
+    public static partial uint GetUid();
+
+    /// <summary>getgid(2).</summary>
+    [LibraryImport(Library, EntryPoint = "getgid")]
+    public static partial uint GetGid();
+
+    /// <summary>getgroups(2): with size 0, returns how many supplementary groups there are.</summary>
+    [LibraryImport(Library, EntryPoint = "getgroups", SetLastError = true)]
+    public static partial int GetGroups(int size, Span<uint> list);
+
+    /// <summary>The supplementary groups of this process.</summary>
+    public static uint[] SupplementaryGroups()
+    {
+        var count = GetGroups(0, []);
+        if (count <= 0)
+        {
+            return [];
+        }
+
+        var groups = new uint[count];
+        return GetGroups(count, groups) is var n && n >= 0 ? groups[..n] : [];
+    }
 
     /// <summary>The errno of the most recent failed call made through this class on this thread.</summary>
     public static Errno LastErrno => (Errno)Marshal.GetLastPInvokeError();
