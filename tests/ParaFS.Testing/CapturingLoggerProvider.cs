@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 
-namespace ParaFS.Ost.Tests;
+namespace ParaFS.Testing;
 
 /// <summary>Keeps every log line written through it, so a test can check what the server said.</summary>
 public sealed class CapturingLoggerProvider : ILoggerProvider, ILoggerFactory
@@ -11,6 +11,9 @@ public sealed class CapturingLoggerProvider : ILoggerProvider, ILoggerFactory
     public IReadOnlyList<(LogLevel Level, string Text)> Lines => [.. _lines];
 
     public IEnumerable<string> Warnings => Lines.Where(l => l.Level >= LogLevel.Warning).Select(l => l.Text);
+
+    /// <summary>How many lines (of any level) contain <paramref name="fragment"/>.</summary>
+    public int Count(string fragment) => Lines.Count(l => l.Text.Contains(fragment, StringComparison.Ordinal));
 
     public ILogger CreateLogger(string categoryName) => new Logger(this);
 
@@ -25,7 +28,7 @@ public sealed class CapturingLoggerProvider : ILoggerProvider, ILoggerFactory
     /// <summary>Waits until a warning containing <paramref name="fragment"/> has been logged.</summary>
     public async Task<string> WaitForWarningAsync(string fragment, TimeSpan? timeout = null)
     {
-        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(10));
         while (DateTime.UtcNow < deadline)
         {
             if (Warnings.FirstOrDefault(w => w.Contains(fragment, StringComparison.Ordinal)) is { } line)
@@ -38,26 +41,6 @@ public sealed class CapturingLoggerProvider : ILoggerProvider, ILoggerFactory
 
         throw new TimeoutException($"no warning containing '{fragment}' was logged; lines: {string.Join(" | ", Lines.Select(l => l.Text))}");
     }
-
-    /// <summary>Waits until a line at any level containing <paramref name="fragment"/> has been logged.</summary>
-    public async Task<string> WaitForLineAsync(string fragment, TimeSpan? timeout = null)
-    {
-        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
-        while (DateTime.UtcNow < deadline)
-        {
-            if (Lines.FirstOrDefault(l => l.Text.Contains(fragment, StringComparison.Ordinal)) is { Text: { } line })
-            {
-                return line;
-            }
-
-            await Task.Delay(20);
-        }
-
-        throw new TimeoutException($"no line containing '{fragment}' was logged; lines: {string.Join(" | ", Lines.Select(l => l.Text))}");
-    }
-
-    /// <summary>How many lines contain <paramref name="fragment"/>.</summary>
-    public int Count(string fragment) => Lines.Count(l => l.Text.Contains(fragment, StringComparison.Ordinal));
 
     private sealed class Logger(CapturingLoggerProvider owner) : ILogger
     {

@@ -1,7 +1,7 @@
 using FsCheck;
 using Microsoft.FSharp.Core;
 
-namespace ParaFS.Protocol.Tests;
+namespace ParaFS.Testing;
 
 /// <summary>
 /// Runs an FsCheck property from a plain xunit fact. On failure FsCheck's message carries the
