@@ -11,13 +11,31 @@ public sealed partial class ParaFsClient
     public const int SeekData = 3;
     public const int SeekHole = 4;
 
+    /// <summary>O_TRUNC (asm-generic/fcntl.h).</summary>
+    private const uint OpenTruncate = 0x200;
+
     /// <summary>The largest file offset: Linux's signed 64-bit off_t.</summary>
     public const long MaxFileSize = long.MaxValue;
 
     /// <summary>open(2): the MDS checks permissions and registers the handle; attributes come fresh from the MDS (close-to-open).</summary>
     public async Task<FileHandle> OpenAsync(Caller caller, ulong ino, uint flags, CancellationToken cancellationToken = default)
     {
+        var truncating = (flags & OpenTruncate) != 0;
+        if (truncating)
+        {
+            // The MDS must know how far this client wrote, or it would cut too little.
+            await ReportPendingAsync(ino, cancellationToken).ConfigureAwait(false);
+        }
+
         var reply = await _mds.CallAsync(Methods.MdsOpen, new OpenRequest { Caller = caller, Ino = ino, Flags = flags }, OpenReply.Parser, idempotent: false, cancellationToken).ConfigureAwait(false);
+        if (truncating)
+        {
+            foreach (var other in HandlesOf(ino))
+            {
+                other.ResetSize((long)reply.Attr.Size);
+            }
+        }
+
         var handle = new FileHandle(reply.Handle, reply.Attr, reply.Layout ?? new Layout(), flags, _options.PerFileRequests);
         _open[handle.Handle] = handle;
         _cache.PutAttr(new AttrReply { Attr = reply.Attr, Layout = reply.Layout });

@@ -75,7 +75,22 @@ public sealed partial class ParaFsClient
             OpenFlags = openFlags ?? 0,
             SymlinkTarget = symlinkTarget,
         };
+        var truncating = !request.Exclusive && (request.OpenFlags & OpenTruncate) != 0;
+        if (truncating)
+        {
+            // It may open (and truncate) a file this client has written without telling the MDS yet.
+            await ReportSizesAsync().ConfigureAwait(false);
+        }
+
         var reply = await _mds.CallAsync(Methods.MdsCreate, request, EntryReply.Parser, idempotent: false, cancellationToken).ConfigureAwait(false);
+        if (truncating)
+        {
+            foreach (var other in HandlesOf(reply.Attr.Ino))
+            {
+                other.ResetSize((long)reply.Attr.Size);
+            }
+        }
+
         var attr = new AttrReply { Attr = reply.Attr, Layout = reply.Layout };
         _cache.PutEntry(parent, name, reply.Attr.Ino);
         _cache.PutAttr(attr);

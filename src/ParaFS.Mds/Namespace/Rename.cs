@@ -78,6 +78,9 @@ public sealed partial class MdsNamespace
                 return (Destroyed: false, Victim: (long?)null);
             }
 
+            // Linux refuses a move into the source's own subtree (EINVAL) before it looks at what
+            // the target is.
+            CheckMove(tx, caller, source, from, to);
             if (target is not null)
             {
                 if (source.Type == FileType.Directory && target.Type != FileType.Directory)
@@ -96,7 +99,6 @@ public sealed partial class MdsNamespace
                 }
             }
 
-            CheckMove(tx, caller, source, from, to);
             tx.DeleteEntry(parent, name);
             var destroyed = false;
             if (target is not null)

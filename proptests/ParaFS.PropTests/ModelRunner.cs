@@ -1,0 +1,68 @@
+using System.Text;
+using ParaFS.Common;
+
+namespace ParaFS.PropTests;
+
+/// <summary>Runs an operation sequence against a system and the model side by side, step by step.</summary>
+public static class ModelRunner
+{
+    /// <summary>Throws with the whole history when the system and the model disagree.</summary>
+    public static async Task RunAsync(ISystemUnderTest sut, IReadOnlyList<Op> ops)
+    {
+        var model = Model.Empty;
+        var history = new StringBuilder();
+        foreach (var op in ops)
+        {
+            model = await StepAsync(sut, model, op, history);
+        }
+
+        // Afterwards everything the model holds must read back: every file whole, every directory listed.
+        foreach (var (path, node) in model.Entries)
+        {
+            if (node is FileNode)
+            {
+                model = await StepAsync(sut, model, new OpenOp(path, false), history);
+                var handle = model.Handles.Count - 1;
+                model = await StepAsync(sut, model, new ReadOp(handle, 0, model.Files[((FileNode)node).Id].Bytes.Length + 10), history);
+                model = await StepAsync(sut, model, new CloseOp(handle), history);
+            }
+            else
+            {
+                model = await StepAsync(sut, model, new ReaddirOp(path), history);
+            }
+        }
+
+        await StepAsync(sut, model, new ReaddirOp(""), history);
+    }
+
+    private static async Task<Model> StepAsync(ISystemUnderTest sut, Model model, Op op, StringBuilder history)
+    {
+        if (!op.Applicable(model))
+        {
+            return model;
+        }
+
+        var (next, expected) = op.Apply(model);
+        Outcome actual;
+        try
+        {
+            actual = await op.RunAsync(sut, model);
+        }
+        catch (ParaFsException e)
+        {
+            actual = Outcome.Of(e.Errno);
+            if (expected.Errno == Errno.Ok)
+            {
+                history.AppendLine($"  {op} -> {e.Errno}: {e.Message}");
+            }
+        }
+
+        history.AppendLine($"  {op} -> {actual.Errno} {actual.Data}");
+        if (actual != expected)
+        {
+            throw new InvalidOperationException($"the system and the model disagree at the last step: expected {expected.Errno} {expected.Data}\n{history}");
+        }
+
+        return expected.Errno == Errno.Ok ? next : model;
+    }
+}

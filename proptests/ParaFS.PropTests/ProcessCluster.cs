@@ -1,0 +1,171 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using ParaFS.Client;
+using ParaFS.Protocol.Rpc;
+
+namespace ParaFS.PropTests;
+
+/// <summary>
+/// A cluster of real daemons in child processes (`parafs mds`, `parafs ost`), so a fault is a real
+/// kill -9: no shutdown code runs. Each restarts on the same data directory and port.
+/// </summary>
+public sealed class ProcessCluster : IAsyncDisposable
+{
+    private readonly string _root;
+    private readonly int _mdsPort;
+    private readonly List<int> _ostPorts = [];
+    private readonly Process?[] _osts;
+    private Process? _mds;
+
+    private ProcessCluster(string root, int targets)
+    {
+        _root = root;
+        _mdsPort = FreePort();
+        _osts = new Process?[targets];
+        for (var i = 0; i < targets; i++)
+        {
+            _ostPorts.Add(FreePort());
+        }
+    }
+
+    public RpcEndpoint Mds => RpcEndpoint.Parse($"127.0.0.1:{_mdsPort}");
+
+    public int Targets => _osts.Length;
+
+    public static async Task<ProcessCluster> StartAsync(int targets = 4)
+    {
+        var cluster = new ProcessCluster(Path.Combine(Path.GetTempPath(), $"parafs-prop-{Guid.NewGuid():N}"), targets);
+        await cluster.StartMdsAsync();
+        for (var i = 0; i < targets; i++)
+        {
+            await cluster.StartOstAsync(i);
+        }
+
+        return cluster;
+    }
+
+    public Task<ParaFsClient> ClientAsync() =>
+        ParaFsClient.ConnectAsync(Mds, new ClientOptions { OstAttempts = 8, MdsRetryLimit = TimeSpan.FromSeconds(60) });
+
+    public async Task StartMdsAsync()
+    {
+        _mds = Start("mds", "--data", Path.Combine(_root, "mds"), "--listen", $"127.0.0.1:{_mdsPort}", "--heartbeat-ms", "500");
+        await WaitForPortAsync(_mdsPort, _mds);
+    }
+
+    public async Task StartOstAsync(int index)
+    {
+        var ost = Start("ost", "--data", Path.Combine(_root, $"ost{index}"), "--listen", $"127.0.0.1:{_ostPorts[index]}", "--mds", $"127.0.0.1:{_mdsPort}", "--pool", "default");
+        _osts[index] = ost;
+        await WaitForPortAsync(_ostPorts[index], ost);
+
+        // Serving starts once it has registered: wait for a real answer, not just a listening port.
+        await using var probe = new RpcClient(RpcEndpoint.Parse($"127.0.0.1:{_ostPorts[index]}"), new RpcClientOptions { ConnectionsPerServer = 1 });
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            try
+            {
+                using var reply = await probe.CallAsync(Protocol.Methods.OstStatFs, new Protocol.Ost.Empty());
+                return;
+            }
+            catch (Common.ParaFsException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(100);
+            }
+        }
+    }
+
+    /// <summary>kill -9 and start again on the same data.</summary>
+    public async Task KillAndRestartOstAsync(int index)
+    {
+        Kill(_osts[index]);
+        await StartOstAsync(index);
+    }
+
+    public async Task KillAndRestartMdsAsync()
+    {
+        Kill(_mds);
+        await StartMdsAsync();
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        Kill(_mds);
+        foreach (var ost in _osts)
+        {
+            Kill(ost);
+        }
+
+        try
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    private static void Kill(Process? process)
+    {
+        if (process is { HasExited: false })
+        {
+            process.Kill(entireProcessTree: true);
+            process.WaitForExit();
+        }
+
+        process?.Dispose();
+    }
+
+    private static Process Start(params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "parafs.dll"));
+        foreach (var a in args)
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        var process = Process.Start(info)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
+    private static async Task WaitForPortAsync(int port, Process process)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (process.HasExited)
+            {
+                throw new InvalidOperationException($"the daemon for port {port} exited with {process.ExitCode}");
+            }
+
+            try
+            {
+                using var client = new TcpClient();
+                await client.ConnectAsync(IPAddress.Loopback, port);
+                return;
+            }
+            catch (SocketException)
+            {
+                await Task.Delay(50);
+            }
+        }
+
+        throw new TimeoutException($"nothing listened on port {port} within 60 s");
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}

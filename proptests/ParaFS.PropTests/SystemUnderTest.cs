@@ -1,0 +1,48 @@
+namespace ParaFS.PropTests;
+
+public enum FaultKind
+{
+    KillOst,
+    KillMds,
+}
+
+/// <summary>
+/// What the model-based tests drive: paths relative to a case directory, handles by slot number
+/// (chosen by the model). A failing call throws <see cref="Common.ParaFsException"/> with its errno.
+/// </summary>
+public interface ISystemUnderTest : IAsyncDisposable
+{
+    Task CreateAsync(string path, bool exclusive, int slot, (int Size, int Count)? stripe);
+
+    Task OpenAsync(string path, bool truncate, int slot);
+
+    Task WriteAsync(int slot, long offset, byte[] data);
+
+    Task<byte[]> ReadAsync(int slot, long offset, int length);
+
+    Task TruncateAsync(string path, long size);
+
+    Task PunchAsync(int slot, long offset, long length);
+
+    Task FsyncAsync(int slot);
+
+    Task CloseAsync(int slot);
+
+    Task RenameAsync(string from, string to);
+
+    Task LinkAsync(string from, string to);
+
+    Task UnlinkAsync(string path);
+
+    Task MkdirAsync(string path);
+
+    Task RmdirAsync(string path);
+
+    Task<IReadOnlyList<string>> ReaddirAsync(string path);
+
+    Task SetXattrAsync(string path, string name, byte[] value, uint flags);
+
+    Task<byte[]> GetXattrAsync(string path, string name);
+
+    Task FaultAsync(FaultKind kind, int index);
+}
