@@ -30,7 +30,8 @@ public sealed class MdsFixture : IAsyncDisposable
         DataDirectory = directory,
         Listen = RpcEndpoint.Parse(listen),
         FileSystemName = "testfs",
-        HeartbeatInterval = heartbeat ?? TimeSpan.FromMilliseconds(300),
+        // Fake targets do not heartbeat on their own: a long interval keeps them up unless a test asks otherwise.
+        HeartbeatInterval = heartbeat ?? TimeSpan.FromSeconds(30),
         SessionLease = lease ?? TimeSpan.FromSeconds(30),
     };
 
