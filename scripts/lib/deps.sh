@@ -16,9 +16,21 @@ parafs_apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-parafs_ensure_test_deps() {
+parafs_ensure_dotnet() {
   if ! command -v dotnet >/dev/null 2>&1; then
     echo "parafs: the .NET SDK 10 is required (dotnet not found on PATH)" >&2
     return 1
   fi
+}
+
+# The mount tests use ordinary tools on the mount: getfattr/setfattr (attr), fusermount3 (fuse3),
+# setpriv (util-linux), fallocate, cmp, diff, tar.
+parafs_ensure_test_deps() {
+  parafs_ensure_dotnet
+  local need=()
+  command -v getfattr >/dev/null 2>&1 || need+=(attr)
+  command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
+  command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+  command -v cmp >/dev/null 2>&1 || need+=(diffutils)
+  [[ ${#need[@]} -eq 0 ]] || parafs_apt_install "${need[@]}"
 }

@@ -3,6 +3,9 @@ using ParaFS.Cli;
 // parafs VERB ...: the daemons (mds, ost) and, later, the mount and the lfs-style tools.
 return args switch
 {
+    ["up", .. var rest] => await UpCommand.RunAsync(rest),
+    ["mount", .. var rest] => await MountCommand.MountAsync(rest),
+    ["umount", .. var rest] => MountCommand.Unmount(rest),
     ["mds", .. var rest] => await MdsCommand.RunAsync(rest),
     ["ost", .. var rest] => await OstCommand.RunAsync(rest),
     ["setstripe", .. var rest] => await ParaFS.Cli.Tools.StripeCommands.SetAsync(rest),

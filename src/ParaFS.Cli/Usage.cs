@@ -5,10 +5,21 @@ internal static class Usage
     public const string Text = """
         usage: parafs VERB [options]
 
-        daemons:
-          mds    --data DIR --listen HOST:PORT [--fsname NAME]       run the metadata server
-          ost    --data DIR --listen HOST:PORT --mds HOST:PORT --pool NAME
-                                                                 run an object storage target
+        on one machine:
+          up         an embedded cluster (MDS + OSTs) mounted at ./mnt, in the foreground
+
+        daemons, for deployments over many machines:
+          mds        the metadata server:        --data DIR --listen HOST:PORT [--fsname NAME]
+          ost        an object storage target:   --data DIR --listen HOST:PORT --mds HOST:PORT --pool NAME
+          mount      a client mount:             MDS_HOST:PORT MOUNTPOINT [-o OPTIONS] [-d]
+          umount     unmount (also a mount whose daemon died): MOUNTPOINT
+
+        tools (from any path in a mount, like Lustre's lfs):
+          setstripe  [-c COUNT] [-S SIZE] [-p POOL] PATH
+          getstripe  [--json] PATH...
+          df         [-h] [--json] [PATH]
+          targets    [--json] [PATH]
+          find       PATH [--pool POOL] [--target N]
 
         Run `parafs VERB --help` for a verb's options.
         """;

@@ -37,10 +37,18 @@ public sealed partial class ParaFsClient
     public async Task<AttrReply> SetAttrAsync(Caller caller, SetAttrRequest request, FileHandle? handle = null, CancellationToken cancellationToken = default)
     {
         request.Caller = caller;
-        var sizing = ((SetAttrField)request.Valid).HasFlag(SetAttrField.Size);
-        if (sizing)
+        var fields = (SetAttrField)request.Valid;
+        var sizing = fields.HasFlag(SetAttrField.Size);
+
+        // What this client wrote goes to the MDS first: a size or time set now must not be
+        // overtaken by an older write's size or mtime reported later (cp -a writes, then sets mtime).
+        if (sizing || (fields & (SetAttrField.Mtime | SetAttrField.MtimeNow | SetAttrField.Atime | SetAttrField.AtimeNow)) != 0)
         {
             await ReportPendingAsync(request.Ino, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (sizing)
+        {
             request.Handle = handle?.Handle ?? 0;
         }
 

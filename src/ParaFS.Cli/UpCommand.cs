@@ -1,0 +1,222 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using ParaFS.Common;
+using ParaFS.FuseAdapter;
+using ParaFS.Mds;
+using ParaFS.Mds.Namespace;
+using ParaFS.Ost;
+using ParaFS.Protocol.Mds;
+using ParaFS.Protocol.Rpc;
+
+namespace ParaFS.Cli;
+
+/// <summary>
+/// parafs up: the embedded cluster on one machine. An MDS (SQLite), N OSTs (one data directory
+/// each) and the mount run in this one process on loopback; SIGINT or SIGTERM unmounts and stops
+/// them all. Everything lives under one data directory, so running it again brings back what
+/// was written.
+/// </summary>
+internal static class UpCommand
+{
+    public const string Help = """
+        usage: parafs up [--targets N | --pools A:2,B:2] [--data DIR] [--mount DIR]
+                         [--stripe-count N] [--stripe-size SIZE] [--verbose]
+
+        Starts a whole ParaFS on this machine and mounts it; Ctrl-C (or SIGTERM) unmounts and
+        stops everything. Run it again on the same --data and everything written is there.
+
+          --targets N         object storage targets to run (default 4), in pool "default"
+          --pools A:2,B:2     targets per pool instead (new files go to the first pool)
+          --data DIR          where the MDS and OSTs keep their data (default ./.parafs)
+          --mount DIR         where to mount (default ./mnt; created if missing)
+          --stripe-count N    default stripes per new file (-1: all targets; default 4)
+          --stripe-size SIZE  default stripe size, a multiple of 4K (default 1M)
+          --verbose           log every daemon's lines, not just warnings
+        """;
+
+    private sealed record UpState(int MdsPort, List<string> Pools);
+
+    public static async Task<int> RunAsync(string[] argv)
+    {
+        if (argv.Any(a => a is "--help" or "-h"))
+        {
+            Console.WriteLine(Help);
+            return 0;
+        }
+
+        try
+        {
+            return await UpAsync(new Tools.ToolArgs("up", argv, ["--targets", "--pools", "--data", "--mount", "--stripe-count", "--stripe-size"], ["--verbose"])).ConfigureAwait(false);
+        }
+        catch (UsageException e)
+        {
+            await Console.Error.WriteLineAsync(e.Message).ConfigureAwait(false);
+            return 2;
+        }
+        catch (Exception e) when (e is StartupException or ParaFsException or IOException)
+        {
+            await Console.Error.WriteLineAsync($"parafs up: {e.Message}").ConfigureAwait(false);
+            return 1;
+        }
+    }
+
+    private static async Task<int> UpAsync(Tools.ToolArgs args)
+    {
+        var data = Path.GetFullPath(args.Value("--data") ?? ".parafs");
+        var mountPoint = Path.GetFullPath(args.Value("--mount") ?? "mnt");
+        var pools = Pools(args);
+        Directory.CreateDirectory(data);
+        var state = LoadState(data, pools, args.Value("--pools") is not null || args.Value("--targets") is not null);
+        using var loggerFactory = LoggerFactory.Create(b => b
+            .AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "HH:mm:ss ";
+            })
+            .SetMinimumLevel(args.Has("--verbose") ? LogLevel.Information : LogLevel.Warning));
+
+        using var stop = new CancellationTokenSource();
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c =>
+        {
+            c.Cancel = true;
+            stop.Cancel();
+        });
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
+        {
+            c.Cancel = true;
+            stop.Cancel();
+        });
+
+        var mdsPort = PortIsFree(state.MdsPort) ? state.MdsPort : FreePort();
+        File.WriteAllText(Path.Combine(data, "up.json"), JsonSerializer.Serialize(state with { MdsPort = mdsPort }));
+        Console.WriteLine($"starting the MDS on 127.0.0.1:{mdsPort} (data {Path.Combine(data, "mds")})");
+        await using var mds = await MdsServer.StartAsync(
+            new MdsOptions { DataDirectory = Path.Combine(data, "mds"), Listen = RpcEndpoint.Parse($"127.0.0.1:{mdsPort}"), RootPool = state.Pools[0].Split(':')[0] },
+            loggerFactory,
+            stop.Token).ConfigureAwait(false);
+
+        var osts = new List<OstServer>();
+        try
+        {
+            foreach (var (pool, index) in state.Pools.SelectMany(p => Enumerable.Range(0, int.Parse(p.Split(':')[1], CultureInfo.InvariantCulture)).Select(i => (p.Split(':')[0], i))))
+            {
+                var ost = new OstServer(
+                    new OstOptions { DataDirectory = Path.Combine(data, $"ost-{pool}-{index}"), Listen = RpcEndpoint.Parse("127.0.0.1:0"), Mds = mds.Endpoint, Pool = pool },
+                    loggerFactory);
+                await ost.StartAsync(stop.Token).ConfigureAwait(false);
+                osts.Add(ost);
+                Console.WriteLine($"started OST target {ost.Superblock!.TargetId} (pool {pool}) on {ost.Endpoint} (data {Path.Combine(data, $"ost-{pool}-{index}")})");
+            }
+
+            await ApplyStripeFlagsAsync(mds, args).ConfigureAwait(false);
+            Directory.CreateDirectory(mountPoint);
+            await using var mount = await ParaFsMount.MountAsync(mds.Endpoint, mountPoint, new MountSettings(), loggerFactory, stop.Token).ConfigureAwait(false);
+            Console.WriteLine($"ParaFS {mds.FileSystemName} ({mds.FileSystemId}) is mounted at {mountPoint}: {osts.Count} targets, MDS {mds.Endpoint}.");
+            Console.WriteLine($"Try: dd if=/dev/urandom of={mountPoint}/a bs=1M count=256; parafs getstripe {mountPoint}/a; parafs df {mountPoint}");
+            Console.WriteLine($"Stop with Ctrl-C (or kill -TERM {Environment.ProcessId}): it unmounts and stops everything.");
+            await Task.WhenAny(mount.Completion, Task.Delay(Timeout.Infinite, stop.Token).ContinueWith(_ => { }, TaskScheduler.Default)).ConfigureAwait(false);
+            Console.WriteLine(stop.IsCancellationRequested ? "stopping: unmounting, then stopping the OSTs and the MDS" : $"{mountPoint} was unmounted; stopping");
+        }
+        finally
+        {
+            foreach (var ost in osts)
+            {
+                await ost.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+
+        Console.WriteLine("stopped");
+        return 0;
+    }
+
+    private static async Task ApplyStripeFlagsAsync(MdsServer mds, Tools.ToolArgs args)
+    {
+        var policy = new LayoutPolicy();
+        if (args.Value("--stripe-count") is { } count)
+        {
+            policy.StripeCount = int.TryParse(count, out var c) && c is >= -1 and not 0 ? c : throw new UsageException($"parafs up: --stripe-count {count} is not a positive number or -1");
+        }
+
+        if (args.Value("--stripe-size") is { } size)
+        {
+            var bytes = Tools.Sizes.Parse(size, "parafs up --stripe-size");
+            policy.StripeSize = bytes is > 0 and <= uint.MaxValue && bytes % 4096 == 0 ? (uint)bytes : throw new UsageException($"parafs up: --stripe-size {size} is not a multiple of 4K");
+        }
+
+        if (policy.StripeCount != 0 || policy.StripeSize != 0)
+        {
+            await mds.Namespace.SetStripeAsync(new RequestContext(new Caller()), MdsNamespace.RootIno, policy).ConfigureAwait(false);
+        }
+    }
+
+    private static List<string> Pools(Tools.ToolArgs args)
+    {
+        if (args.Value("--pools") is { } pools)
+        {
+            if (args.Value("--targets") is not null)
+            {
+                throw new UsageException("parafs up: give --targets or --pools, not both");
+            }
+
+            var list = pools.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+            foreach (var p in list)
+            {
+                var parts = p.Split(':');
+                if (parts.Length != 2 || parts[0].Length == 0 || !int.TryParse(parts[1], out var n) || n < 1)
+                {
+                    throw new UsageException($"parafs up: --pools {pools}: write POOL:COUNT pairs, e.g. vendorA:2,vendorB:2");
+                }
+            }
+
+            return list;
+        }
+
+        var targets = args.Value("--targets") ?? "4";
+        return int.TryParse(targets, out var count) && count is >= 1 and <= 64
+            ? [$"default:{count}"]
+            : throw new UsageException($"parafs up: --targets {targets} is not a number from 1 to 64");
+    }
+
+    /// <summary>The first run fixes the pools; a later run with other ones is refused rather than leaving targets behind.</summary>
+    private static UpState LoadState(string data, List<string> pools, bool explicitPools)
+    {
+        var file = Path.Combine(data, "up.json");
+        if (!File.Exists(file))
+        {
+            return new UpState(FreePort(), pools);
+        }
+
+        var saved = JsonSerializer.Deserialize<UpState>(File.ReadAllText(file)) ?? throw new StartupException($"{file} is unreadable; remove it to start afresh");
+        if (explicitPools && !saved.Pools.SequenceEqual(pools))
+        {
+            throw new UsageException($"parafs up: {data} was set up with {string.Join(",", saved.Pools)}, not {string.Join(",", pools)}; run without --targets/--pools, or use another --data");
+        }
+
+        return saved;
+    }
+
+    private static bool PortIsFree(int port)
+    {
+        try
+        {
+            using var listener = new TcpListener(IPAddress.Loopback, port);
+            listener.Start();
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}

@@ -1,0 +1,471 @@
+using System.Collections.Concurrent;
+using ParaFS.Client;
+using ParaFS.Common;
+using ParaFS.Fuse;
+using ParaFS.Protocol.Mds;
+
+namespace ParaFS.FuseAdapter;
+
+/// <summary>
+/// Kernel FUSE requests mapped onto the client core. FUSE node ids are ParaFS inode numbers (the
+/// root is 1 in both, and the MDS never reuses an inode number, so generation 0 is enough). Errors
+/// keep the errno the MDS or OST decided. The virtual extended attribute <c>parafs.layout</c> shows a
+/// file's layout and sets a directory's default (or an empty file's layout), as CephFS's
+/// <c>ceph.file.layout</c> does.
+/// </summary>
+public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cacheTimeout = null) : IFuseFileSystem
+{
+    public const string LayoutXattr = "parafs.layout";
+
+    private const int EBADF = 9;
+    private const int EACCES = 13;
+    private const int EINVAL = 22;
+    private const int ERANGE = 34;
+    private const int ENODATA = 61;
+    private const int EOPNOTSUPP = 95;
+
+    private readonly ConcurrentDictionary<ulong, FileHandle> _handles = new();
+    private readonly ConcurrentDictionary<ulong, ulong> _sizeShownToKernel = new();
+    private readonly CallerGroups _callers = new();
+    private readonly TimeSpan _timeout = cacheTimeout ?? TimeSpan.FromSeconds(1);
+    private long _lastDirHandle;
+
+    /// <summary>Set by the mount: tells the kernel to drop what it cached of an inode.</summary>
+    public Action<ulong>? InvalidateInode { get; set; }
+
+    /// <summary>Set by the mount: tells the kernel to drop a cached directory entry.</summary>
+    public Action<ulong, string>? InvalidateEntry { get; set; }
+
+    public async ValueTask<FuseEntry> LookupAsync(FuseContext context, ulong parent, string name)
+    {
+        try
+        {
+            var reply = await client.LookupAsync(_callers.For(context), parent, name, context.Cancellation).ConfigureAwait(false);
+            return Entry(reply.Attr);
+        }
+        catch (ParaFsException e)
+        {
+            throw Translate(e);
+        }
+    }
+
+    public void Forget(ulong nodeId, ulong lookups)
+    {
+        // Node ids are inode numbers: nothing is held per lookup.
+    }
+
+    public async ValueTask<(FuseAttr Attr, TimeSpan Timeout)> GetAttrAsync(FuseContext context, ulong nodeId, ulong? fileHandle)
+    {
+        try
+        {
+            var reply = await client.GetAttrAsync(nodeId, cancellationToken: context.Cancellation).ConfigureAwait(false);
+            return (Shown(reply.Attr), _timeout);
+        }
+        catch (ParaFsException e)
+        {
+            throw Translate(e);
+        }
+    }
+
+    public async ValueTask<(FuseAttr Attr, TimeSpan Timeout)> SetAttrAsync(FuseContext context, ulong nodeId, FuseSetAttr changes)
+    {
+        // FATTR_* (linux/fuse.h) to the MDS's SetAttrField bits.
+        var valid = changes.Valid;
+        var fields = SetAttrField.None;
+        fields |= (valid & 1) != 0 ? SetAttrField.Mode : 0;
+        fields |= (valid & 2) != 0 ? SetAttrField.Uid : 0;
+        fields |= (valid & 4) != 0 ? SetAttrField.Gid : 0;
+        fields |= (valid & 8) != 0 ? SetAttrField.Size : 0;
+        fields |= (valid & 16) != 0 && (valid & 128) == 0 ? SetAttrField.Atime : 0;
+        fields |= (valid & 32) != 0 && (valid & 256) == 0 ? SetAttrField.Mtime : 0;
+        fields |= (valid & 128) != 0 ? SetAttrField.AtimeNow : 0;
+        fields |= (valid & 256) != 0 ? SetAttrField.MtimeNow : 0;
+        fields |= (valid & 1024) != 0 ? SetAttrField.Ctime : 0;
+        var request = new SetAttrRequest
+        {
+            Ino = nodeId,
+            Valid = (uint)fields,
+            Mode = changes.Mode & 0xFFF,
+            Uid = changes.Uid,
+            Gid = changes.Gid,
+            Size = changes.Size,
+            AtimeNs = changes.AtimeNs,
+            MtimeNs = changes.MtimeNs,
+        };
+        var handle = changes.FileHandle is { } fh ? _handles.GetValueOrDefault(fh) : null;
+        try
+        {
+            var reply = await client.SetAttrAsync(_callers.For(context), request, handle, context.Cancellation).ConfigureAwait(false);
+            return (Shown(reply.Attr), _timeout);
+        }
+        catch (ParaFsException e)
+        {
+            throw Translate(e);
+        }
+    }
+
+    public async ValueTask<string> ReadLinkAsync(FuseContext context, ulong nodeId)
+    {
+        try
+        {
+            return await client.ReadlinkAsync(nodeId, context.Cancellation).ConfigureAwait(false);
+        }
+        catch (ParaFsException e)
+        {
+            throw Translate(e);
+        }
+    }
+
+    public ValueTask<FuseEntry> MknodAsync(FuseContext context, ulong parent, string name, uint mode, uint rdev, uint umask) =>
+        MakeAsync(context, parent, name, Conversions.TypeOf(mode), mode & ~umask, rdev, "");
+
+    public ValueTask<FuseEntry> MkdirAsync(FuseContext context, ulong parent, string name, uint mode, uint umask) =>
+        MakeAsync(context, parent, name, FileType.Directory, mode & ~umask, 0, "");
+
+    public ValueTask<FuseEntry> SymlinkAsync(FuseContext context, ulong parent, string name, string target) =>
+        MakeAsync(context, parent, name, FileType.Symlink, 0x1FF, 0, target);
+
+    public ValueTask UnlinkAsync(FuseContext context, ulong parent, string name) => RemoveAsync(context, parent, name, directory: false);
+
+    public ValueTask RmdirAsync(FuseContext context, ulong parent, string name) => RemoveAsync(context, parent, name, directory: true);
+
+    public async ValueTask RenameAsync(FuseContext context, ulong parent, string name, ulong newParent, string newName, uint flags)
+    {
+        try
+        {
+            await client.RenameAsync(_callers.For(context), parent, name, newParent, newName, flags, context.Cancellation).ConfigureAwait(false);
+        }
+        catch (ParaFsException e)
+        {
+            throw Translate(e);
+        }
+    }
+
+    public async ValueTask<FuseEntry> LinkAsync(FuseContext context, ulong nodeId, ulong newParent, string newName)
+    {
+        try
+        {
+            var reply = await client.LinkAsync(_callers.For(context), nodeId, newParent, newName, context.Cancellation).ConfigureAwait(false);
+            return Entry(reply.Attr);
+        }
+        catch (ParaFsException e)
+        {
+            throw Translate(e);
+        }
+    }
+
+    public async ValueTask<FuseOpen> OpenAsync(FuseContext context, ulong nodeId, int flags)
+    {
+        try
+        {
+            var handle = await client.OpenAsync(_callers.For(context), nodeId, (uint)flags, context.Cancellation).ConfigureAwait(false);
+            _handles[handle.Handle] = handle;
+
+            // Close-to-open: if another client changed the size since the kernel last saw it, the
+            // kernel must drop its cached attributes (its page cache is dropped anyway: no KEEP_CACHE).
+            if (_sizeShownToKernel.TryGetValue(nodeId, out var shown) && shown != (ulong)handle.Size)
+            {
+                InvalidateInode?.Invoke(nodeId);
+            }
+
+            return new FuseOpen(handle.Handle);
+        }
+        catch (ParaFsException e)
+        {
+            throw Translate(e);
+        }
+    }
+
+    public async ValueTask<(FuseEntry Entry, FuseOpen Open)> CreateAsync(FuseContext context, ulong parent, string name, uint mode, int flags, uint umask)
+    {
+        try
+        {
+            var exclusive = (flags & 0x80) != 0;
+            var (attr, handle) = await client.CreateAsync(_callers.For(context), parent, name, FileType.Regular, mode & ~umask & 0xFFF, (uint)flags, exclusive, cancellationToken: context.Cancellation).ConfigureAwait(false);
+            _handles[handle!.Handle] = handle;
+            return (Entry(attr.Attr), new FuseOpen(handle.Handle));
+        }
+        catch (ParaFsException e)
+        {
+            throw Translate(e);
+        }
+    }
+
+    public async ValueTask<int> ReadAsync(FuseContext context, ulong nodeId, ulong fileHandle, long offset, Memory<byte> destination)
+    {
+        try
+        {
+            return await client.ReadAsync(Handle(fileHandle), offset, destination, context.Cancellation).ConfigureAwait(false);
+        }
+        catch (ParaFsException e)
+        {
+            throw Translate(e);
+        }
+    }
+
+    public async ValueTask<int> WriteAsync(FuseContext context, ulong nodeId, ulong fileHandle, long offset, ReadOnlyMemory<byte> data, uint writeFlags)
+    {
+        try
+        {
+            return await client.WriteAsync(Handle(fileHandle), offset, data, context.Cancellation).ConfigureAwait(false);
+        }
+        catch (ParaFsException e)
+        {
+            throw Translate(e);
+        }
+    }
+
+    public async ValueTask FlushAsync(FuseContext context, ulong nodeId, ulong fileHandle, ulong lockOwner)
+    {
+        try
+        {
+            await client.FlushAsync(Handle(fileHandle), context.Cancellation).ConfigureAwait(false);
+        }
+        catch (ParaFsException e)
+        {
+            throw Translate(e);
+        }
+    }
+
+    public async ValueTask ReleaseAsync(FuseContext context, ulong nodeId, ulong fileHandle, int flags)
+    {
+        if (!_handles.TryRemove(fileHandle, out var handle))
+        {
+            return;
+        }
+
+        try
+        {
+            await client.ReleaseAsync(handle, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (ParaFsException e)
+        {
+            throw Translate(e);
+        }
+    }
+
+    public async ValueTask FsyncAsync(FuseContext context, ulong nodeId, ulong fileHandle, bool dataOnly)
+    {
+        try
+        {
+            await client.FsyncAsync(Handle(fileHandle), context.Cancellation).ConfigureAwait(false);
+        }
+        catch (ParaFsException e)
+        {
+            throw Translate(e);
+        }
+    }
+
+    public ValueTask<FuseOpen> OpenDirAsync(FuseContext context, ulong nodeId, int flags) =>
+        ValueTask.FromResult(new FuseOpen((ulong)Interlocked.Increment(ref _lastDirHandle)));
+
+    /// <summary>
+    /// Directory offsets: 1 and 2 follow "." and ".."; an entry with MDS cookie c is followed by
+    /// offset c + 2. MDS cookies only grow, so a listing resumed at an offset neither repeats nor
+    /// skips entries that stay while the directory changes.
+    /// </summary>
+    public async ValueTask ReadDirAsync(FuseContext context, ulong nodeId, ulong fileHandle, long offset, FuseDirectoryBuffer buffer, bool plus)
+    {
+        try
+        {
+            var caller = _callers.For(context);
+            if (offset == 0)
+            {
+                var self = (await client.GetAttrAsync(nodeId, cancellationToken: context.Cancellation).ConfigureAwait(false)).Attr;
+                if (!AddDot(buffer, ".", self, 1, plus))
+                {
+                    return;
+                }
+            }
+
+            if (offset <= 1)
+            {
+                var parent = (await client.LookupAsync(caller, nodeId, "..", context.Cancellation).ConfigureAwait(false)).Attr;
+                if (!AddDot(buffer, "..", parent, 2, plus))
+                {
+                    return;
+                }
+            }
+
+            var cookie = (ulong)Math.Max(0, offset - 2);
+            while (true)
+            {
+                var page = await client.ReaddirAsync(caller, nodeId, cookie, 256, plus, context.Cancellation).ConfigureAwait(false);
+                foreach (var entry in page.Entries)
+                {
+                    var next = (long)entry.Cookie + 2;
+                    var added = plus && entry.Attr is { } attr
+                        ? buffer.AddPlus(entry.Name, Entry(attr), next)
+                        : buffer.Add(entry.Name, entry.Ino, Conversions.DirentType(entry.Type), next);
+                    if (!added)
+                    {
+                        return;
+                    }
+
+                    cookie = entry.Cookie;
+                }
+
+                if (!page.More)
+                {
+                    return;
+                }
+            }
+        }
+        catch (ParaFsException e)
+        {
+            throw Translate(e);
+        }
+    }
+
+    public ValueTask ReleaseDirAsync(FuseContext context, ulong nodeId, ulong fileHandle) => ValueTask.CompletedTask;
+
+    /// <summary>Every metadata change is durable at the MDS when its reply is sent: nothing to sync.</summary>
+    public ValueTask FsyncDirAsync(FuseContext context, ulong nodeId, ulong fileHandle, bool dataOnly) => ValueTask.CompletedTask;
+
+    public async ValueTask<FuseStatFs> StatFsAsync(FuseContext context, ulong nodeId)
+    {
+        try
+        {
+            var s = await client.StatFsAsync(context.Cancellation).ConfigureAwait(false);
+            var block = Math.Max(s.BlockSize, 4096u);
+            return new FuseStatFs(s.CapacityBytes / block, s.FreeBytes / block, s.FreeBytes / block, s.Inodes, s.FreeInodes, block, s.MaxNameLength, block);
+        }
+        catch (ParaFsException e)
+        {
+            throw Translate(e);
+        }
+    }
+
+    /// <summary>access(2) with the POSIX rules the MDS applies (root may do anything but execute a file no one may execute).</summary>
+    public async ValueTask AccessAsync(FuseContext context, ulong nodeId, int mask)
+    {
+        AttrReply reply;
+        try
+        {
+            reply = await client.GetAttrAsync(nodeId, cancellationToken: context.Cancellation).ConfigureAwait(false);
+        }
+        catch (ParaFsException e)
+        {
+            throw Translate(e);
+        }
+
+        var a = reply.Attr;
+        var want = (uint)mask & 7;
+        if (want == 0)
+        {
+            return;
+        }
+
+        bool allowed;
+        if (context.Uid == 0)
+        {
+            allowed = (want & 1) == 0 || a.Type == FileType.Directory || (a.Mode & 0x49) != 0;
+        }
+        else
+        {
+            var caller = _callers.For(context);
+            var bits = context.Uid == a.Uid ? a.Mode >> 6 : (caller.Gid == a.Gid || caller.Groups.Contains(a.Gid)) ? a.Mode >> 3 : a.Mode;
+            allowed = (bits & want) == want;
+        }
+
+        if (!allowed)
+        {
+            throw new FuseException(EACCES, $"uid {context.Uid} may not access inode {nodeId} with mask {mask}");
+        }
+    }
+
+    public async ValueTask FallocateAsync(FuseContext context, ulong nodeId, ulong fileHandle, long offset, long length, int mode)
+    {
+        const int KeepSize = 0x01;
+        const int PunchHole = 0x02;
+        try
+        {
+            var handle = Handle(fileHandle);
+            if (mode == (KeepSize | PunchHole))
+            {
+                await client.PunchHoleAsync(handle, offset, length, context.Cancellation).ConfigureAwait(false);
+                return;
+            }
+
+            if (mode is 0 or KeepSize)
+            {
+                // ParaFS does not reserve space ahead; plain fallocate only extends the size.
+                if (mode == 0 && offset + length > handle.Size)
+                {
+                    await client.SetAttrAsync(_callers.For(context), new SetAttrRequest { Ino = nodeId, Valid = (uint)SetAttrField.Size, Size = (ulong)(offset + length) }, handle, context.Cancellation).ConfigureAwait(false);
+                }
+
+                return;
+            }
+
+            throw new FuseException(EOPNOTSUPP, $"fallocate mode 0x{mode:x} is not supported (only punch hole with keep size, and plain allocation)");
+        }
+        catch (ParaFsException e)
+        {
+            throw Translate(e);
+        }
+    }
+
+    public async ValueTask<long> LseekAsync(FuseContext context, ulong nodeId, ulong fileHandle, long offset, int whence)
+    {
+        try
+        {
+            return await client.SeekAsync(Handle(fileHandle), offset, whence).ConfigureAwait(false);
+        }
+        catch (ParaFsException e)
+        {
+            throw Translate(e);
+        }
+    }
+
+    public void Destroy()
+    {
+    }
+
+    /// <summary>A ParaFS error as the kernel should see it: the same errno, the message kept for logs.</summary>
+    private static FuseException Translate(ParaFsException e) => new((int)e.Errno, e.Message);
+
+    private FileHandle Handle(ulong fileHandle) =>
+        _handles.TryGetValue(fileHandle, out var handle) ? handle : throw new FuseException(EBADF, $"file handle {fileHandle} is not open");
+
+    private FuseEntry Entry(Attr attr) => new(attr.Ino, 0, Shown(attr), _timeout, _timeout);
+
+    private FuseAttr Shown(Attr attr)
+    {
+        if (attr.Type == FileType.Regular)
+        {
+            _sizeShownToKernel[attr.Ino] = attr.Size;
+        }
+
+        return Conversions.ToFuse(attr);
+    }
+
+    /// <summary>"." and "..": with readdirplus they carry the directory's attributes (the kernel does not count them as lookups).</summary>
+    private bool AddDot(FuseDirectoryBuffer buffer, string name, Attr directory, long next, bool plus) =>
+        plus ? buffer.AddPlus(name, Entry(directory), next) : buffer.Add(name, directory.Ino, Conversions.DirentType(FileType.Directory), next);
+
+    private async ValueTask<FuseEntry> MakeAsync(FuseContext context, ulong parent, string name, FileType type, uint mode, uint rdev, string target)
+    {
+        try
+        {
+            var (attr, _) = await client.CreateAsync(_callers.For(context), parent, name, type, mode & 0xFFF, null, true, rdev, target, context.Cancellation).ConfigureAwait(false);
+            return Entry(attr.Attr);
+        }
+        catch (ParaFsException e)
+        {
+            throw Translate(e);
+        }
+    }
+
+    private async ValueTask RemoveAsync(FuseContext context, ulong parent, string name, bool directory)
+    {
+        try
+        {
+            await client.RemoveAsync(_callers.For(context), parent, name, directory, context.Cancellation).ConfigureAwait(false);
+        }
+        catch (ParaFsException e)
+        {
+            throw Translate(e);
+        }
+    }
+}

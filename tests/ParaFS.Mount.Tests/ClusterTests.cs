@@ -1,0 +1,112 @@
+using System.Diagnostics;
+
+namespace ParaFS.Mount.Tests;
+
+/// <summary>Whole-cluster checks: two mounts, a killed daemon, and the new user's walk-through of `parafs up`.</summary>
+public sealed class ClusterTests
+{
+    [MountFact]
+    public async Task Two_mounts_of_one_file_system_see_each_others_closed_files()
+    {
+        await using var up = await ParafsUp.StartAsync();
+        var second = Path.Combine(Path.GetTempPath(), $"parafs-mnt2-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(second);
+        var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { ParafsUp.ParafsDll, "mount", up.Mds, second })
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        using var mount = Process.Start(info)!;
+        try
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (!ParafsUp.IsMounted(second) && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(100);
+            }
+
+            Assert.True(ParafsUp.IsMounted(second), "the second mount never appeared");
+            for (var round = 0; round < 5; round++)
+            {
+                var text = $"round {round} {Guid.NewGuid()}";
+                await File.WriteAllTextAsync(Path.Combine(up.MountPoint, "shared"), text);
+                Assert.Equal(text, await File.ReadAllTextAsync(Path.Combine(second, "shared")));
+                await File.AppendAllTextAsync(Path.Combine(second, "shared"), "+more");
+                Assert.Equal(text + "+more", await File.ReadAllTextAsync(Path.Combine(up.MountPoint, "shared")));
+            }
+        }
+        finally
+        {
+            await Shell.RunAsync($"kill -INT {mount.Id}");
+            await mount.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
+            if (ParafsUp.IsMounted(second))
+            {
+                await Shell.RunAsync($"umount -l '{second}'");
+            }
+        }
+    }
+
+    [MountFact]
+    public async Task A_killed_daemon_gives_ENOTCONN_not_a_hang_and_parafs_umount_recovers_the_mount_point()
+    {
+        await using var up = await ParafsUp.StartAsync();
+        await File.WriteAllTextAsync(Path.Combine(up.MountPoint, "x"), "x");
+        up.KillHard();
+
+        var (code, output) = await Shell.RunAsync($"stat '{up.MountPoint}/x'", TimeSpan.FromSeconds(30));
+        Assert.NotEqual(0, code);
+        Assert.Contains("Transport endpoint is not connected", output, StringComparison.Ordinal);
+
+        await Shell.OkAsync($"dotnet '{ParafsUp.ParafsDll}' umount '{up.MountPoint}'");
+        Assert.False(ParafsUp.IsMounted(up.MountPoint));
+        await Shell.OkAsync($"ls '{up.MountPoint}'");
+    }
+
+    /// <summary>
+    /// The check from the `parafs` command's issue, as a new user would do it: up; dd 256 MiB;
+    /// getstripe shows 4 objects on 4 targets; each OST holds about a quarter; df adds up;
+    /// Ctrl-C; up again on the same data; the file's sha256 is unchanged.
+    /// </summary>
+    [MountFact]
+    public async Task Up_dd_getstripe_df_ctrl_c_and_up_again_keeps_every_byte()
+    {
+        var root = Path.Combine(Path.GetTempPath(), $"parafs-walk-{Guid.NewGuid():N}");
+        var data = Path.Combine(root, ".parafs");
+        var mnt = Path.Combine(root, "mnt");
+        string sha;
+        await using (var up = await ParafsUp.StartAsync(data, mnt))
+        {
+            await Shell.OkAsync($"dd if=/dev/urandom of='{mnt}/a' bs=1M count=256 status=none");
+            sha = await Shell.OkAsync($"sha256sum < '{mnt}/a'");
+
+            var layout = await Shell.OkAsync($"dotnet '{ParafsUp.ParafsDll}' getstripe --json '{mnt}/a'");
+            var targets = System.Text.RegularExpressions.Regex.Matches(layout, "\"target\": (\\d+)").Select(m => m.Groups[1].Value).ToList();
+            Assert.Equal(4, targets.Count);
+            Assert.Equal(4, targets.Distinct().Count());
+
+            await Shell.OkAsync("sync");
+            foreach (var ost in Directory.GetDirectories(data, "ost-*"))
+            {
+                var bytes = Directory.EnumerateFiles(Path.Combine(ost, "objects"), "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
+                Assert.InRange(bytes, 60L << 20, 68L << 20);
+            }
+
+            var df = await Shell.OkAsync($"dotnet '{ParafsUp.ParafsDll}' df --json '{mnt}'");
+            Assert.Contains("\"total\"", df, StringComparison.Ordinal);
+            var sizes = System.Text.RegularExpressions.Regex.Matches(df, "\"size_bytes\": (\\d+)").Select(m => long.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+            Assert.Equal(5, sizes.Count);
+            Assert.Equal(sizes[4], sizes.Take(4).Sum());
+
+            Assert.Equal(0, await up.InterruptAsync());
+            Assert.False(ParafsUp.IsMounted(mnt), "Ctrl-C left the file system mounted");
+        }
+
+        await using (var again = await ParafsUp.StartAsync(data, mnt))
+        {
+            Assert.Equal(sha, await Shell.OkAsync($"sha256sum < '{mnt}/a'"));
+        }
+
+        Directory.Delete(root, recursive: true);
+    }
+}

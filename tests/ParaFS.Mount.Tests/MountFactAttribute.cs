@@ -1,0 +1,17 @@
+namespace ParaFS.Mount.Tests;
+
+/// <summary>A test that mounts through the real kernel FUSE: it needs root and /dev/fuse (CI has both) and says so when it skips.</summary>
+public sealed class MountFactAttribute : FactAttribute
+{
+    public MountFactAttribute()
+    {
+        if (!File.Exists("/dev/fuse"))
+        {
+            Skip = "needs /dev/fuse (the kernel's FUSE device); CI has it";
+        }
+        else if (Environment.UserName != "root")
+        {
+            Skip = $"needs root to mount (running as {Environment.UserName}); CI runs as root";
+        }
+    }
+}
