@@ -20,6 +20,19 @@ public sealed record ClientOptions
     /// <summary>OST requests in flight for the whole client.</summary>
     public int GlobalRequests { get; init; } = 256;
 
+    /// <summary>
+    /// Accept writes once their bytes are copied and send them to the OSTs in the background (as
+    /// Lustre's client does); errors come back from the next write, flush, fsync or close. Off:
+    /// every write waits for its OSTs.
+    /// </summary>
+    public bool WriteBehind { get; init; } = true;
+
+    /// <summary>Bytes of accepted, unsent writes one open file may hold.</summary>
+    public int WriteBehindPerFileBytes { get; init; } = 64 * 1024 * 1024;
+
+    /// <summary>Bytes of accepted, unsent writes the whole client may hold.</summary>
+    public int WriteBehindBytes { get; init; } = 256 * 1024 * 1024;
+
     /// <summary>How soon a size extension is reported to the MDS when nothing else reports it.</summary>
     public TimeSpan SizeReportInterval { get; init; } = TimeSpan.FromSeconds(1);
 

@@ -28,6 +28,9 @@ public sealed class FileHandle
         Window = new SemaphoreSlim(perFileRequests);
     }
 
+    /// <summary>Budget of write-behind bytes, in units of <see cref="ParaFsClient.WriteBudgetUnit"/>.</summary>
+    internal SemaphoreSlim? WriteBudget { get; set; }
+
     public ulong Handle { get; }
 
     public ulong Ino { get; }

@@ -2,6 +2,7 @@ using ParaFS.Common;
 using ParaFS.Protocol;
 using ParaFS.Protocol.Mds;
 using ParaFS.Protocol.Ost;
+using ParaFS.Protocol.Rpc;
 
 namespace ParaFS.Client;
 
@@ -24,6 +25,7 @@ public sealed partial class ParaFsClient
         if (truncating)
         {
             // The MDS must know how far this client wrote, or it would cut too little.
+            await SettleWritesAsync(ino).ConfigureAwait(false);
             await ReportPendingAsync(ino, cancellationToken).ConfigureAwait(false);
         }
 
@@ -43,7 +45,11 @@ public sealed partial class ParaFsClient
     }
 
     /// <summary>close(2)'s flush: the MDS learns the size and mtime this client wrote, so the next opener anywhere sees them.</summary>
-    public Task FlushAsync(FileHandle handle, CancellationToken cancellationToken = default) => ReportPendingAsync(handle.Ino, cancellationToken);
+    public async Task FlushAsync(FileHandle handle, CancellationToken cancellationToken = default)
+    {
+        await SettleWritesAsync(handle.Ino).ConfigureAwait(false);
+        await ReportPendingAsync(handle.Ino, cancellationToken).ConfigureAwait(false);
+    }
 
     /// <summary>The last close of a handle: reports what was written and releases the MDS handle (an unlinked file may then be deleted).</summary>
     public async Task ReleaseAsync(FileHandle handle, CancellationToken cancellationToken = default)
@@ -53,17 +59,28 @@ public sealed partial class ParaFsClient
             return;
         }
 
+        if (_writes.TryGetValue(handle.Ino, out var writes))
+        {
+            // close(2) already had its flush report errors; here the bytes only have to land.
+            await writes.DrainAsync().ConfigureAwait(false);
+        }
+
         var report = handle.PendingReport();
         var readAhead = handle.ReadAhead;
         handle.ReadAhead = null;
         readAhead?.Release();
         await _mds.CallAsync(Methods.MdsClose, new CloseRequest { Handle = handle.Handle, Size = report }, Empty.Parser, idempotent: true, cancellationToken).ConfigureAwait(false);
         _cache.DropAttr(handle.Ino);
+        if (!HandlesOf(handle.Ino).Any() && _writes.TryGetValue(handle.Ino, out var idle) && idle.IsIdle)
+        {
+            _writes.TryRemove(KeyValuePair.Create(handle.Ino, idle));
+        }
     }
 
     /// <summary>fsync(2): every object of the file is made durable on its OST, then the MDS commits size and mtime. Any failure is returned.</summary>
     public async Task FsyncAsync(FileHandle handle, CancellationToken cancellationToken = default)
     {
+        await SettleWritesAsync(handle.Ino).ConfigureAwait(false);
         await RefreshLayoutIfStaleAsync(handle, cancellationToken).ConfigureAwait(false);
         await Task.WhenAll(handle.Layout.Objects.GroupBy(o => o.TargetId).Select(async group =>
         {
@@ -84,6 +101,12 @@ public sealed partial class ParaFsClient
         if (offset < 0)
         {
             throw new ParaFsException(Errno.EINVAL, $"read of inode {handle.Ino} at negative offset {offset}");
+        }
+
+        if (_writes.TryGetValue(handle.Ino, out var writes) && !writes.IsIdle)
+        {
+            // Read-your-writes: what this client accepted must be on the OSTs before it is read back.
+            await writes.DrainAsync().ConfigureAwait(false);
         }
 
         var size = handle.Size;
@@ -128,7 +151,7 @@ public sealed partial class ParaFsClient
 
         if (handle.IsAppend)
         {
-            offset = handle.Size;
+            offset = KnownSize(handle);
         }
 
         if (offset < 0)
@@ -146,8 +169,83 @@ public sealed partial class ParaFsClient
             return 0;
         }
 
+        var writes = WritesOf(handle.Ino);
+        writes.ThrowIfFailed(handle.Ino);
         await RefreshLayoutIfStaleAsync(handle, cancellationToken).ConfigureAwait(false);
         DropReadAhead(handle);
+        if (!_options.WriteBehind)
+        {
+            await SendStripesAsync(handle, offset, data, cancellationToken).ConfigureAwait(false);
+            handle.Wrote(offset + data.Length, NowNs());
+            return data.Length;
+        }
+
+        // Write-behind: the bytes are copied (the caller's buffer is the kernel request's), the
+        // write is registered behind any overlapping one in flight, and the call returns.
+        var units = (data.Length + WriteBudgetUnit - 1) / WriteBudgetUnit;
+        await AcquireWriteBudgetAsync(handle, units, cancellationToken).ConfigureAwait(false);
+        var copy = RpcBuffer.Rent(data.Length);
+        data.CopyTo(copy.Memory);
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var before = writes.Begin(offset, offset + data.Length, done.Task);
+        handle.Wrote(offset + data.Length, NowNs());
+        _ = SendBehindAsync(handle, writes, offset, copy, before, done, units);
+        return data.Length;
+    }
+
+    /// <summary>The unit write-behind budgets are counted in.</summary>
+    internal const int WriteBudgetUnit = 256 * 1024;
+
+    private WriteBehind WritesOf(ulong ino) => _writes.GetOrAdd(ino, _ => new WriteBehind());
+
+    /// <summary>Waits for the inode's writes in flight, then returns (once) any failure among them.</summary>
+    private async Task SettleWritesAsync(ulong ino)
+    {
+        if (_writes.TryGetValue(ino, out var writes))
+        {
+            await writes.DrainAsync().ConfigureAwait(false);
+            writes.ThrowIfFailed(ino);
+        }
+    }
+
+    private async Task AcquireWriteBudgetAsync(FileHandle handle, int units, CancellationToken cancellationToken)
+    {
+        handle.WriteBudget ??= new SemaphoreSlim(Math.Max(1, _options.WriteBehindPerFileBytes / WriteBudgetUnit));
+        for (var i = 0; i < units; i++)
+        {
+            await handle.WriteBudget.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await _writeBudget.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task SendBehindAsync(FileHandle handle, WriteBehind writes, long offset, RpcBuffer copy, Task[] before, TaskCompletionSource done, int units)
+    {
+        ParaFsException? failure = null;
+        try
+        {
+            await Task.WhenAll(before).ConfigureAwait(false);
+            await SendStripesAsync(handle, offset, copy.Memory, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (ParaFsException e)
+        {
+            failure = e;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            failure = new ParaFsException(Errno.EIO, $"write of inode {handle.Ino} at {offset} failed: {e.Message}", e);
+        }
+        finally
+        {
+            copy.Dispose();
+            handle.WriteBudget!.Release(units);
+            _writeBudget.Release(units);
+            writes.End(done.Task, failure);
+            done.TrySetResult();
+        }
+    }
+
+    private async Task SendStripesAsync(FileHandle handle, long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
         var map = handle.Map;
         var objects = handle.Layout.Objects;
         await Task.WhenAll(map.Split(offset, data.Length).Select(async extent =>
@@ -159,8 +257,6 @@ public sealed partial class ParaFsClient
                 using var reply = await _objects.CallAsync(objects[extent.ObjectIndex].TargetId, Methods.OstWrite, request, piece, default, cancellationToken).ConfigureAwait(false);
             }, cancellationToken).ConfigureAwait(false);
         })).ConfigureAwait(false);
-        handle.Wrote(offset + data.Length, NowNs());
-        return data.Length;
     }
 
     /// <summary>fallocate(PUNCH_HOLE | KEEP_SIZE): the range reads as zeros afterwards and its space is freed on the OSTs.</summary>
@@ -171,6 +267,7 @@ public sealed partial class ParaFsClient
             throw new ParaFsException(Errno.EINVAL, $"punch of inode {handle.Ino}: offset {offset} and length {length} are not a valid range");
         }
 
+        await SettleWritesAsync(handle.Ino).ConfigureAwait(false);
         await RefreshLayoutIfStaleAsync(handle, cancellationToken).ConfigureAwait(false);
         DropReadAhead(handle);
         var map = handle.Map;
@@ -178,7 +275,7 @@ public sealed partial class ParaFsClient
 
         // Per object, the punched pieces are contiguous in object space except across rows; merge
         // what is adjacent so a large punch is one call per object and row run.
-        var perObject = PunchRanges(map, offset, Math.Min(length, Math.Max(0, handle.Size - offset)));
+        var perObject = PunchRanges(map, offset, Math.Min(length, Math.Max(0, KnownSize(handle) - offset)));
         await Task.WhenAll(perObject.Select(async p =>
         {
             var request = new PunchRequest { ObjectId = objects[p.ObjectIndex].ObjectId, Offset = (ulong)p.Offset, Length = (ulong)p.Length };
@@ -194,7 +291,7 @@ public sealed partial class ParaFsClient
     /// </summary>
     public Task<long> SeekAsync(FileHandle handle, long offset, int whence)
     {
-        var size = handle.Size;
+        var size = KnownSize(handle);
         if (offset < 0 || offset >= size)
         {
             throw new ParaFsException(Errno.ENXIO, $"offset {offset} is at or past the end of inode {handle.Ino} ({size} bytes)");
@@ -207,6 +304,9 @@ public sealed partial class ParaFsClient
             _ => throw new ParaFsException(Errno.EINVAL, $"whence {whence} is not SEEK_DATA or SEEK_HOLE"),
         };
     }
+
+    /// <summary>The file's size as this client knows it: what any of its handles of the inode wrote or learned.</summary>
+    private long KnownSize(FileHandle handle) => HandlesOf(handle.Ino).Select(h => h.Size).Append(handle.Size).Max();
 
     private static long NowNs() => (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) * 100;
 

@@ -44,6 +44,7 @@ public sealed partial class ParaFsClient
         // overtaken by an older write's size or mtime reported later (cp -a writes, then sets mtime).
         if (sizing || (fields & (SetAttrField.Mtime | SetAttrField.MtimeNow | SetAttrField.Atime | SetAttrField.AtimeNow)) != 0)
         {
+            await SettleWritesAsync(request.Ino).ConfigureAwait(false);
             await ReportPendingAsync(request.Ino, cancellationToken).ConfigureAwait(false);
         }
 
@@ -87,6 +88,11 @@ public sealed partial class ParaFsClient
         if (truncating)
         {
             // It may open (and truncate) a file this client has written without telling the MDS yet.
+            foreach (var ino in _writes.Keys)
+            {
+                await SettleWritesAsync(ino).ConfigureAwait(false);
+            }
+
             await ReportSizesAsync().ConfigureAwait(false);
         }
 

@@ -21,6 +21,8 @@ public sealed partial class ParaFsClient : IAsyncDisposable
     private readonly MetadataClient _mds;
     private readonly MetadataCache _cache;
     private readonly ConcurrentDictionary<ulong, FileHandle> _open = new();
+    private readonly ConcurrentDictionary<ulong, WriteBehind> _writes = new();
+    private readonly SemaphoreSlim _writeBudget;
     private readonly SemaphoreSlim _globalWindow;
     private readonly Timer _sizeReporter;
     private readonly ILoggerFactory _loggerFactory;
@@ -33,6 +35,7 @@ public sealed partial class ParaFsClient : IAsyncDisposable
         _loggerFactory = loggerFactory;
         _cache = new MetadataCache(options.CacheLifetime);
         _globalWindow = new SemaphoreSlim(options.GlobalRequests);
+        _writeBudget = new SemaphoreSlim(Math.Max(1, options.WriteBehindBytes / WriteBudgetUnit));
         _mds = new MetadataClient(mds, options, () => _open.Values.Select(h => h.ToOpenHandle()), OnPushAsync, loggerFactory);
         _sizeReporter = new Timer(static s => _ = ((ParaFsClient)s!).ReportSizesAsync(), this, options.SizeReportInterval, options.SizeReportInterval);
     }
@@ -92,6 +95,7 @@ public sealed partial class ParaFsClient : IAsyncDisposable
 
         await _mds.DisposeAsync().ConfigureAwait(false);
         _globalWindow.Dispose();
+        _writeBudget.Dispose();
     }
 
     public async Task<IReadOnlyList<TargetInfo>> ListTargetsAsync(CancellationToken cancellationToken = default) =>
@@ -129,7 +133,11 @@ public sealed partial class ParaFsClient : IAsyncDisposable
     /// <summary>Reports every open file's size extension the MDS does not know yet (at most one interval late).</summary>
     private async Task ReportSizesAsync()
     {
-        var pending = _open.Values.Select(h => (Handle: h, Report: h.PendingReport())).Where(p => p.Report is not null).ToList();
+        // A file with writes still on their way is left for the next round (or its flush): the MDS
+        // must never learn a size whose bytes a crash could leave unwritten.
+        var pending = _open.Values
+            .Where(h => !_writes.TryGetValue(h.Ino, out var w) || w.IsIdle)
+            .Select(h => (Handle: h, Report: h.PendingReport())).Where(p => p.Report is not null).ToList();
         if (pending.Count == 0)
         {
             return;

@@ -13,7 +13,8 @@ public sealed class FailureTests
     public async Task An_ost_restarted_mid_stream_costs_retries_never_wrong_data()
     {
         await using var cluster = await TestCluster.StartAsync();
-        await using var client = await cluster.ClientAsync(new ClientOptions { OstAttempts = 6 });
+        // Synchronous writes: each call's own outcome is what is checked here.
+        await using var client = await cluster.ClientAsync(new ClientOptions { OstAttempts = 6, WriteBehind = false });
         var (attr, handle) = await client.CreateAsync(Me, Root, "stream", FileType.Regular, 0x1A4, openFlags: 2);
         await client.SetStripeAsync(Me, attr.Attr.Ino, new LayoutPolicy { StripeSize = 65536, StripeCount = 4 });
 
@@ -80,6 +81,54 @@ public sealed class FailureTests
         Assert.Equal(Errno.EIO, e.Errno);
         Assert.Contains("did not answer", e.Message, StringComparison.Ordinal);
         Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(30), "the failure took too long: no endless hang allowed");
+    }
+
+    [Fact]
+    public async Task A_write_behind_that_fails_is_reported_by_fsync_and_then_by_nothing_else()
+    {
+        await using var cluster = await TestCluster.StartAsync(targets: 1);
+        await using var client = await cluster.ClientAsync(new ClientOptions { OstAttempts = 2, OstCallTimeout = TimeSpan.FromSeconds(2) });
+        var (_, handle) = await client.CreateAsync(Me, Root, "behind", FileType.Regular, 0x1A4, openFlags: 2);
+        await cluster.StopOstAsync(0);
+
+        // Accepted at once: the bytes are copied and sent in the background.
+        Assert.Equal(65536, await client.WriteAsync(handle!, 0, new byte[65536]));
+        var e = await Assert.ThrowsAsync<ParaFsException>(() => client.FsyncAsync(handle!));
+        Assert.Equal(Errno.EIO, e.Errno);
+        Assert.Contains("an earlier write to inode", e.Message, StringComparison.Ordinal);
+
+        // Reported once, as the kernel reports a writeback error once per file description.
+        await cluster.StartOstAsync(0);
+        await client.WriteAsync(handle!, 0, new byte[] { 1, 2, 3 });
+        await client.FsyncAsync(handle!);
+        var read = new byte[3];
+        Assert.Equal(3, await client.ReadAsync(handle!, 0, read));
+        Assert.Equal(new byte[] { 1, 2, 3 }, read);
+    }
+
+    [Fact]
+    public async Task Overlapping_writes_behind_land_in_the_order_they_were_made()
+    {
+        await using var cluster = await TestCluster.StartAsync(targets: 2);
+        await using var client = await cluster.ClientAsync();
+        var (_, handle) = await client.CreateAsync(Me, Root, "order", FileType.Regular, 0x1A4, openFlags: 2);
+        var expected = new byte[1 << 20];
+        var random = new Random(7);
+        for (var i = 0; i < 200; i++)
+        {
+            var offset = random.Next(0, expected.Length - 70_000);
+            var data = new byte[random.Next(1, 70_000)];
+            random.NextBytes(data);
+            data.CopyTo(expected, offset);
+            await client.WriteAsync(handle!, offset, data);
+        }
+
+        await client.FlushAsync(handle!);
+        await using var other = await cluster.ClientAsync();
+        var reader = await other.OpenAsync(Me, handle!.Ino, 0);
+        var read = new byte[expected.Length];
+        var n = await other.ReadAsync(reader, 0, read);
+        Assert.True(read.AsSpan(0, n).SequenceEqual(expected.AsSpan(0, n)));
     }
 
     [Fact]
