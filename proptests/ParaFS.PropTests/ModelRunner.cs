@@ -16,7 +16,14 @@ public static class ModelRunner
             model = await StepAsync(sut, model, op, history);
         }
 
-        // Afterwards everything the model holds must read back: every file whole, every directory listed.
+        // Afterwards every handle is closed and everything the model holds must read back (through
+        // another mount where the system has one): every file whole, every directory listed.
+        while (model.Handles.Count > 0)
+        {
+            model = await StepAsync(sut, model, new CloseOp(0), history);
+        }
+
+        await sut.BeginVerificationAsync();
         foreach (var (path, node) in model.Entries)
         {
             if (node is FileNode)

@@ -388,14 +388,14 @@ public sealed record LinkOp(string From, string To) : Op
             return (m, Outcome.Of(e2));
         }
 
-        if (source is DirNode)
-        {
-            return (m, Outcome.Of(Errno.EPERM));
-        }
-
         if (m.At(To) is not null)
         {
             return (m, Outcome.Of(Errno.EEXIST));
+        }
+
+        if (source is DirNode)
+        {
+            return (m, Outcome.Of(Errno.EPERM));
         }
 
         var id = ((FileNode)source).Id;

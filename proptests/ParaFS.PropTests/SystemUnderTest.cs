@@ -45,4 +45,7 @@ public interface ISystemUnderTest : IAsyncDisposable
     Task<byte[]> GetXattrAsync(string path, string name);
 
     Task FaultAsync(FaultKind kind, int index);
+
+    /// <summary>Called after every handle is closed, before the final read-back (a second mount switches to itself here).</summary>
+    Task BeginVerificationAsync() => Task.CompletedTask;
 }

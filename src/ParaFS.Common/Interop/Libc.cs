@@ -40,6 +40,47 @@ public static partial class Libc
     private const int ODirectory = 0x10000;
     private const int OCloExec = 0x80000;
 
+    /// <summary>open(2) by path with flags and mode; returns a descriptor or -1.</summary>
+    [LibraryImport(Library, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int OpenPath(string path, int flags, uint mode);
+
+    [LibraryImport(Library, EntryPoint = "close", SetLastError = true)]
+    public static partial int Close(int fd);
+
+    [LibraryImport(Library, EntryPoint = "pread", SetLastError = true)]
+    public static partial nint Pread(int fd, Span<byte> buffer, nint count, long offset);
+
+    [LibraryImport(Library, EntryPoint = "pwrite", SetLastError = true)]
+    public static partial nint Pwrite(int fd, ReadOnlySpan<byte> buffer, nint count, long offset);
+
+    [LibraryImport(Library, EntryPoint = "fsync", SetLastError = true)]
+    public static partial int FsyncFd(int fd);
+
+    [LibraryImport(Library, EntryPoint = "fallocate", SetLastError = true)]
+    public static partial int FallocateFd(int fd, int mode, long offset, long length);
+
+    [LibraryImport(Library, EntryPoint = "truncate", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Truncate(string path, long length);
+
+    [LibraryImport(Library, EntryPoint = "mkdir", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Mkdir(string path, uint mode);
+
+    [LibraryImport(Library, EntryPoint = "rmdir", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Rmdir(string path);
+
+    [LibraryImport(Library, EntryPoint = "rename", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Rename(string from, string to);
+
+    [LibraryImport(Library, EntryPoint = "link", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Link(string from, string to);
+
+    /// <summary>setxattr(2); flags XATTR_CREATE 1, XATTR_REPLACE 2.</summary>
+    [LibraryImport(Library, EntryPoint = "setxattr", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int SetXattr(string path, string name, ReadOnlySpan<byte> value, nint size, int flags);
+
+    [LibraryImport(Library, EntryPoint = "getxattr", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial nint GetXattr(string path, string name, Span<byte> value, nint size);
+
     /// <summary>getuid(2): the real user id of this process (the tools act as it at the MDS).</summary>
     [LibraryImport(Library, EntryPoint = "getuid")]
     public static partial uint GetUid();

@@ -15,10 +15,6 @@ public sealed partial class MdsNamespace
         var reply = await _store.WriteAsync(tx =>
         {
             var inode = Require(tx, ino);
-            if (inode.Type == FileType.Directory)
-            {
-                throw new ParaFsException(Errno.EPERM, $"inode {ino} is a directory; directories cannot be hard-linked");
-            }
 
             if (inode.Nlink == 0)
             {
@@ -32,9 +28,15 @@ public sealed partial class MdsNamespace
 
             var directory = RequireDirectory(tx, newParent);
             Access.Require(context.Caller, directory, Access.Write | Access.Execute, $"create '{newName}' in directory {newParent}");
+            // Linux checks the new name (EEXIST) before what the old one is (EPERM for a directory).
             if (tx.LookupEntry(newParent, newName) is not null)
             {
                 throw new ParaFsException(Errno.EEXIST, $"'{newName}' already exists in directory {newParent}");
+            }
+
+            if (inode.Type == FileType.Directory)
+            {
+                throw new ParaFsException(Errno.EPERM, $"inode {ino} is a directory; directories cannot be hard-linked");
             }
 
             var now = NowNs();

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
 
-namespace ParaFS.Mount.Tests;
+namespace ParaFS.Testing;
 
 /// <summary>
 /// `parafs up` in a child process: an MDS, OSTs and the kernel mount, all real. Disposing stops it

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace ParaFS.Mount.Tests;
+namespace ParaFS.Testing;
 
 /// <summary>Runs ordinary tools (dd, cp, tar, sha256sum, setpriv) against the mount, as a user would.</summary>
 public static class Shell
@@ -31,7 +31,6 @@ public static class Shell
     public static async Task<string> OkAsync(string command, TimeSpan? timeout = null)
     {
         var (code, output) = await RunAsync(command, timeout);
-        Assert.True(code == 0, $"`{command}` exited {code}:\n{output}");
-        return output;
+        return code == 0 ? output : throw new InvalidOperationException($"`{command}` exited {code}:\n{output}");
     }
 }

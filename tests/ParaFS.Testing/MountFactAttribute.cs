@@ -1,4 +1,6 @@
-namespace ParaFS.Mount.Tests;
+using Xunit;
+
+namespace ParaFS.Testing;
 
 /// <summary>A test that mounts through the real kernel FUSE: it needs root and /dev/fuse (CI has both) and says so when it skips.</summary>
 public sealed class MountFactAttribute : FactAttribute
