@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using ParaFS.Common;
 using ParaFS.FuseAdapter;
@@ -108,17 +107,7 @@ internal static class MountCommand
     private static async Task<int> ServeAsync(RpcEndpoint mds, string mountPoint, MountSettings settings, bool verbose)
     {
         using var loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(verbose ? LogLevel.Information : LogLevel.Warning));
-        using var stop = new CancellationTokenSource();
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c =>
-        {
-            c.Cancel = true;
-            stop.Cancel();
-        });
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
-        {
-            c.Cancel = true;
-            stop.Cancel();
-        });
+        using var stop = new StopSignals();
 
         ParaFsMount mount;
         using (var connect = CancellationTokenSource.CreateLinkedTokenSource(stop.Token))
@@ -128,7 +117,7 @@ internal static class MountCommand
             {
                 mount = await ParaFsMount.MountAsync(mds, mountPoint, settings, loggerFactory, connect.Token).ConfigureAwait(false);
             }
-            catch (OperationCanceledException) when (!stop.IsCancellationRequested)
+            catch (OperationCanceledException) when (!stop.Requested)
             {
                 throw new ParaFsException(Errno.ETIMEDOUT, $"cannot reach the MDS at {mds} (no answer in 15 s); is `parafs mds` running there?");
             }
@@ -137,7 +126,7 @@ internal static class MountCommand
         await using (mount)
         {
             Console.WriteLine($"mounted {mount.FileSystemName} ({mount.FileSystemId}) from {mds} at {mountPoint}; Ctrl-C or SIGTERM unmounts");
-            await Task.WhenAny(mount.Completion, Task.Delay(Timeout.Infinite, stop.Token).ContinueWith(_ => { }, TaskScheduler.Default)).ConfigureAwait(false);
+            await Task.WhenAny(mount.Completion, stop.WhenRequested).ConfigureAwait(false);
         }
 
         Console.WriteLine($"unmounted {mountPoint}");

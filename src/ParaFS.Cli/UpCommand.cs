@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using ParaFS.Common;
@@ -79,17 +78,7 @@ internal static class UpCommand
             })
             .SetMinimumLevel(args.Has("--verbose") ? LogLevel.Information : LogLevel.Warning));
 
-        using var stop = new CancellationTokenSource();
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c =>
-        {
-            c.Cancel = true;
-            stop.Cancel();
-        });
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
-        {
-            c.Cancel = true;
-            stop.Cancel();
-        });
+        using var stop = new StopSignals();
 
         var mdsPort = PortIsFree(state.MdsPort) ? state.MdsPort : FreePort();
         File.WriteAllText(Path.Combine(data, "up.json"), JsonSerializer.Serialize(state with { MdsPort = mdsPort }));
@@ -118,8 +107,8 @@ internal static class UpCommand
             Console.WriteLine($"ParaFS {mds.FileSystemName} ({mds.FileSystemId}) is mounted at {mountPoint}: {osts.Count} targets, MDS {mds.Endpoint}.");
             Console.WriteLine($"Try: dd if=/dev/urandom of={mountPoint}/a bs=1M count=256; parafs getstripe {mountPoint}/a; parafs df {mountPoint}");
             Console.WriteLine($"Stop with Ctrl-C (or kill -TERM {Environment.ProcessId}): it unmounts and stops everything.");
-            await Task.WhenAny(mount.Completion, Task.Delay(Timeout.Infinite, stop.Token).ContinueWith(_ => { }, TaskScheduler.Default)).ConfigureAwait(false);
-            Console.WriteLine(stop.IsCancellationRequested ? "stopping: unmounting, then stopping the OSTs and the MDS" : $"{mountPoint} was unmounted; stopping");
+            await Task.WhenAny(mount.Completion, stop.WhenRequested).ConfigureAwait(false);
+            Console.WriteLine(stop.Requested ? "stopping: unmounting, then stopping the OSTs and the MDS" : $"{mountPoint} was unmounted; stopping");
         }
         finally
         {

@@ -37,8 +37,9 @@ internal sealed class ObjectClients(ClientOptions options, Func<CancellationToke
                 var client = await ClientAsync(targetId, cancellationToken).ConfigureAwait(false);
                 return await client.CallAsync(method, request, payload, replyDestination, options.OstCallTimeout, cancellationToken).ConfigureAwait(false);
             }
-            catch (RpcException e) when (e.IsConnectionFailure)
+            catch (RpcException e) when (e.IsConnectionFailure || e.Errno == Errno.EAGAIN)
             {
+                // EAGAIN: a restarted OST that has not re-registered with its MDS yet.
                 last = e;
             }
         }

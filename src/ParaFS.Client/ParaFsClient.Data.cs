@@ -54,7 +54,7 @@ public sealed partial class ParaFsClient
     /// <summary>The last close of a handle: reports what was written and releases the MDS handle (an unlinked file may then be deleted).</summary>
     public async Task ReleaseAsync(FileHandle handle, CancellationToken cancellationToken = default)
     {
-        if (!_open.TryRemove(handle.Handle, out _))
+        if (!_open.ContainsKey(handle.Handle))
         {
             return;
         }
@@ -69,7 +69,11 @@ public sealed partial class ParaFsClient
         var readAhead = handle.ReadAhead;
         handle.ReadAhead = null;
         readAhead?.Release();
+
+        // The handle stays in the open set until the MDS has closed it: if this call is the first
+        // after an MDS restart, the reconnect brings the handle back before the close arrives.
         await _mds.CallAsync(Methods.MdsClose, new CloseRequest { Handle = handle.Handle, Size = report }, Empty.Parser, idempotent: true, cancellationToken).ConfigureAwait(false);
+        _open.TryRemove(handle.Handle, out _);
         _cache.DropAttr(handle.Ino);
         if (!HandlesOf(handle.Ino).Any() && _writes.TryGetValue(handle.Ino, out var idle) && idle.IsIdle)
         {

@@ -234,5 +234,9 @@ public sealed partial class ParaFsClient
         {
             handle.Reported(report!);
         }
+
+        // The MDS has a newer size than any attributes cached before: a lookup answered from them
+        // would shrink the kernel's view of the file once the handles are gone.
+        _cache.DropAttr(ino);
     }
 }

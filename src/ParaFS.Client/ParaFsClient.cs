@@ -151,6 +151,7 @@ public sealed partial class ParaFsClient : IAsyncDisposable
             foreach (var (handle, report) in pending)
             {
                 handle.Reported(report!);
+                _cache.DropAttr(handle.Ino);
             }
         }
         catch (ParaFsException)
