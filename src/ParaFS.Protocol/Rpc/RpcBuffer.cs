@@ -8,6 +8,13 @@ namespace ParaFS.Protocol.Rpc;
 /// </summary>
 public sealed class RpcBuffer : IDisposable
 {
+    /// <summary>
+    /// Payloads have a pool of their own: the shared pool keeps only a few arrays of each large
+    /// size, and a client with write-behind and read-ahead holds dozens of 1 MiB payloads at once;
+    /// every miss would be a new large-object allocation and, soon, a full collection.
+    /// </summary>
+    private static readonly ArrayPool<byte> Pool = ArrayPool<byte>.Create(maxArrayLength: 32 * 1024 * 1024, maxArraysPerBucket: 512);
+
     private byte[]? _array;
 
     private RpcBuffer(byte[] array, int length)
@@ -25,7 +32,7 @@ public sealed class RpcBuffer : IDisposable
     public Span<byte> Span => Memory.Span;
 
     public static RpcBuffer Rent(int length) =>
-        length == 0 ? Empty : new RpcBuffer(ArrayPool<byte>.Shared.Rent(length), length);
+        length == 0 ? Empty : new RpcBuffer(Pool.Rent(length), length);
 
     public static RpcBuffer CopyOf(in ReadOnlySequence<byte> source)
     {
@@ -44,7 +51,7 @@ public sealed class RpcBuffer : IDisposable
         var array = Interlocked.Exchange(ref _array, null);
         if (array is not null)
         {
-            ArrayPool<byte>.Shared.Return(array);
+            Pool.Return(array);
         }
     }
 }
