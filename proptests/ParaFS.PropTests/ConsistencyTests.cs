@@ -1,4 +1,5 @@
 using FsCheck.Fluent;
+using Xunit.Abstractions;
 
 namespace ParaFS.PropTests;
 
@@ -17,22 +18,25 @@ public sealed class ClusterFixture : IAsyncLifetime
 /// the client core over real daemons, with and without kill -9 of OSTs and the MDS between
 /// operations. Failures print FsCheck's seed; PARAFS_REPLAY="seed,gamma" runs that case again.
 /// </summary>
-public sealed class ConsistencyTests(ClusterFixture fixture) : IClassFixture<ClusterFixture>
+public sealed class ConsistencyTests(ClusterFixture fixture, ITestOutputHelper output) : IClassFixture<ClusterFixture>
 {
     private static int _cases;
 
     [Fact]
     public void Random_operation_sequences_on_the_client_core_match_the_model()
     {
-        PropertyCheck.Run(Prop.ForAll(Generators.Sequences(faults: false, maxLength: 40), ops => Run(ops)), maxTests: 30);
+        PropertyCheck.Run(Prop.ForAll(Generators.Sequences(faults: false, maxLength: ModelRunner.MaxOps(40)), ops => Run(ops, "client core")), maxTests: ModelRunner.Scale(450));
+        Report("client core");
     }
 
     [Fact]
     public void Random_operation_sequences_survive_kill_9_of_osts_and_the_mds()
     {
-        var before = ClientSut.Faults;
-        PropertyCheck.Run(Prop.ForAll(Generators.Sequences(faults: true, maxLength: 30), ops => Run(ops)), maxTests: 8);
-        Assert.True(ClientSut.Faults > before, "no fault was injected: the property checked nothing about faults");
+        var faults = ClientSut.Faults;
+        PropertyCheck.Run(Prop.ForAll(Generators.Sequences(faults: true, maxLength: ModelRunner.MaxOps(30)), ops => Run(ops, "client core with faults")), maxTests: ModelRunner.Scale(75));
+        Assert.True(ClientSut.Faults > faults, "no fault was injected: the property checked nothing about faults");
+        output.WriteLine($"kill -9 faults injected: {ClientSut.Faults - faults}");
+        Report("client core with faults");
     }
 
     /// <summary>
@@ -44,7 +48,7 @@ public sealed class ConsistencyTests(ClusterFixture fixture) : IClassFixture<Clu
     {
         var random = new Random(Environment.GetEnvironmentVariable("PARAFS_FSX_SEED") is { } s ? int.Parse(s, System.Globalization.CultureInfo.InvariantCulture) : 20261122);
         var ops = new List<Op> { new CreateOp("fsx", true, 8192, 3) };
-        for (var i = 0; i < 300; i++)
+        for (var i = 0; i < ModelRunner.Scale(900); i++)
         {
             ops.Add(random.Next(10) switch
             {
@@ -57,15 +61,22 @@ public sealed class ConsistencyTests(ClusterFixture fixture) : IClassFixture<Clu
             ops.Add(new ReadOp(0, 0, 800_000));
         }
 
-        Run([.. ops]);
+        Run([.. ops], "fsx");
+        Report("fsx");
     }
 
-    private bool Run(Op[] ops)
+    private void Report(string label)
+    {
+        var (sequences, operations) = ModelRunner.Totals(label);
+        output.WriteLine($"{label}: {sequences} sequences, {operations} operations");
+    }
+
+    private bool Run(Op[] ops, string label)
     {
         Task.Run(async () =>
         {
             await using var sut = await ClientSut.StartAsync(fixture.Cluster, $"case-{Interlocked.Increment(ref _cases)}");
-            await ModelRunner.RunAsync(sut, ops);
+            await ModelRunner.RunAsync(sut, ops, label);
         }).GetAwaiter().GetResult();
         return true;
     }

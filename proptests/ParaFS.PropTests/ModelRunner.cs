@@ -6,14 +6,31 @@ namespace ParaFS.PropTests;
 /// <summary>Runs an operation sequence against a system and the model side by side, step by step.</summary>
 public static class ModelRunner
 {
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, long[]> Counts = new();
+
+    /// <summary>Sequences run and operations applied under a label (one per system under test), for the suite's report.</summary>
+    public static (long Sequences, long Operations) Totals(string label) =>
+        Counts.TryGetValue(label, out var c) ? (Interlocked.Read(ref c[0]), Interlocked.Read(ref c[1])) : (0, 0);
+
+    /// <summary>How much each property runs: PARAFS_PROP_SCALE=10 runs ten times as many sequences (soak runs).</summary>
+    public static int Scale(int tests) =>
+        int.TryParse(Environment.GetEnvironmentVariable("PARAFS_PROP_SCALE"), out var scale) && scale > 0 ? tests * scale : tests;
+
+    /// <summary>The longest sequence: PARAFS_PROP_OPS overrides the suite's default.</summary>
+    public static int MaxOps(int ops) =>
+        int.TryParse(Environment.GetEnvironmentVariable("PARAFS_PROP_OPS"), out var n) && n >= 5 ? n : ops;
+
     /// <summary>Throws with the whole history when the system and the model disagree.</summary>
-    public static async Task RunAsync(ISystemUnderTest sut, IReadOnlyList<Op> ops)
+    public static async Task RunAsync(ISystemUnderTest sut, IReadOnlyList<Op> ops, string label)
     {
         var model = Model.Empty;
         var history = new StringBuilder();
+        var counts = Counts.GetOrAdd(label, _ => new long[2]);
+        Interlocked.Increment(ref counts[0]);
         foreach (var op in ops)
         {
             model = await StepAsync(sut, model, op, history);
+            Interlocked.Increment(ref counts[1]);
         }
 
         // Afterwards every handle is closed and everything the model holds must read back (through

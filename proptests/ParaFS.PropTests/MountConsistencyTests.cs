@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using FsCheck.Fluent;
+using Xunit.Abstractions;
 
 namespace ParaFS.PropTests;
 
@@ -62,20 +63,28 @@ public sealed class TwoMountFixture : IAsyncLifetime
 }
 
 /// <summary>The same model-based sequences through the real kernel mount, and through two mounts.</summary>
-public sealed class MountConsistencyTests(TwoMountFixture fixture) : IClassFixture<TwoMountFixture>
+public sealed class MountConsistencyTests(TwoMountFixture fixture, ITestOutputHelper output) : IClassFixture<TwoMountFixture>
 {
     private static int _cases;
 
     [MountFact]
     public void Random_operation_sequences_through_the_kernel_mount_match_the_model()
     {
-        PropertyCheck.Run(Prop.ForAll(Generators.Sequences(faults: false, maxLength: 40), ops => Run(ops, twoMounts: false)), maxTests: 25);
+        PropertyCheck.Run(Prop.ForAll(Generators.Sequences(faults: false, maxLength: ModelRunner.MaxOps(40)), ops => Run(ops, twoMounts: false)), maxTests: ModelRunner.Scale(300));
+        Report("kernel mount");
     }
 
     [MountFact]
     public void What_one_mount_wrote_and_closed_another_mount_reads_back_exactly()
     {
-        PropertyCheck.Run(Prop.ForAll(Generators.Sequences(faults: false, maxLength: 30), ops => Run(ops, twoMounts: true)), maxTests: 15);
+        PropertyCheck.Run(Prop.ForAll(Generators.Sequences(faults: false, maxLength: ModelRunner.MaxOps(30)), ops => Run(ops, twoMounts: true)), maxTests: ModelRunner.Scale(180));
+        Report("two mounts");
+    }
+
+    private void Report(string label)
+    {
+        var (sequences, operations) = ModelRunner.Totals(label);
+        output.WriteLine($"{label}: {sequences} sequences, {operations} operations");
     }
 
     private bool Run(Op[] ops, bool twoMounts)
@@ -84,7 +93,7 @@ public sealed class MountConsistencyTests(TwoMountFixture fixture) : IClassFixtu
         Task.Run(async () =>
         {
             await using var sut = new MountSut(Path.Combine(fixture.Up!.MountPoint, name), twoMounts ? Path.Combine(fixture.SecondMount, name) : null);
-            await ModelRunner.RunAsync(sut, ops);
+            await ModelRunner.RunAsync(sut, ops, twoMounts ? "two mounts" : "kernel mount");
         }).GetAwaiter().GetResult();
 
         // The case ran on the mount: its directory is there, as seen from the other mount too.

@@ -335,6 +335,12 @@ public sealed record RenameOp(string From, string To) : Op
             return (m, Outcome.Of(Errno.EINVAL));
         }
 
+        // Linux (do_renameat2): a target that is an ancestor of the source is ENOTEMPTY.
+        if (From.StartsWith(To + "/", StringComparison.Ordinal))
+        {
+            return (m, Outcome.Of(Errno.ENOTEMPTY));
+        }
+
         switch (source, target)
         {
             case (DirNode, FileNode):

@@ -155,7 +155,7 @@ public sealed partial class ParaFsClient
 
         if (handle.IsAppend)
         {
-            offset = KnownSize(handle);
+            offset = await CurrentSizeAsync(handle, cancellationToken).ConfigureAwait(false);
         }
 
         if (offset < 0)
@@ -279,7 +279,8 @@ public sealed partial class ParaFsClient
 
         // Per object, the punched pieces are contiguous in object space except across rows; merge
         // what is adjacent so a large punch is one call per object and row run.
-        var perObject = PunchRanges(map, offset, Math.Min(length, Math.Max(0, KnownSize(handle) - offset)));
+        var size = await CurrentSizeAsync(handle, cancellationToken).ConfigureAwait(false);
+        var perObject = PunchRanges(map, offset, Math.Min(length, Math.Max(0, size - offset)));
         await Task.WhenAll(perObject.Select(async p =>
         {
             var request = new PunchRequest { ObjectId = objects[p.ObjectIndex].ObjectId, Offset = (ulong)p.Offset, Length = (ulong)p.Length };
@@ -293,9 +294,9 @@ public sealed partial class ParaFsClient
     /// as data and the only hole is at the end of file (what Linux answers for file systems that do
     /// not track holes). A hole punched inside the file reads as zeros but is not reported here.
     /// </summary>
-    public Task<long> SeekAsync(FileHandle handle, long offset, int whence)
+    public async Task<long> SeekAsync(FileHandle handle, long offset, int whence)
     {
-        var size = KnownSize(handle);
+        var size = await CurrentSizeAsync(handle, CancellationToken.None).ConfigureAwait(false);
         if (offset < 0 || offset >= size)
         {
             throw new ParaFsException(Errno.ENXIO, $"offset {offset} is at or past the end of inode {handle.Ino} ({size} bytes)");
@@ -303,14 +304,21 @@ public sealed partial class ParaFsClient
 
         return whence switch
         {
-            SeekData => Task.FromResult(offset),
-            SeekHole => Task.FromResult(size),
+            SeekData => offset,
+            SeekHole => size,
             _ => throw new ParaFsException(Errno.EINVAL, $"whence {whence} is not SEEK_DATA or SEEK_HOLE"),
         };
     }
 
-    /// <summary>The file's size as this client knows it: what any of its handles of the inode wrote or learned.</summary>
-    private long KnownSize(FileHandle handle) => HandlesOf(handle.Ino).Select(h => h.Size).Append(handle.Size).Max();
+    /// <summary>
+    /// The file's size now: what the MDS has (other handles of this client may have reported more
+    /// since this one opened, and then closed) and what this client's open handles wrote.
+    /// </summary>
+    private async Task<long> CurrentSizeAsync(FileHandle handle, CancellationToken cancellationToken)
+    {
+        var attr = await GetAttrAsync(handle.Ino, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return Math.Max((long)attr.Attr.Size, HandlesOf(handle.Ino).Select(h => h.Size).Append(handle.Size).Max());
+    }
 
     private static long NowNs() => (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) * 100;
 

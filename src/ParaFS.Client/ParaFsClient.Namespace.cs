@@ -63,7 +63,7 @@ public sealed partial class ParaFsClient
         }
 
         _cache.PutAttr(reply);
-        return reply;
+        return WithLocalSize(reply);
     }
 
     /// <summary>create, mknod, mkdir, symlink. With <paramref name="openFlags"/> set, a regular file is also opened (O_CREAT) and its handle returned.</summary>
@@ -127,7 +127,10 @@ public sealed partial class ParaFsClient
         var reply = await _mds.CallAsync(Methods.MdsLink, new LinkRequest { Caller = caller, Ino = ino, NewParent = newParent, NewName = newName }, AttrReply.Parser, idempotent: false, cancellationToken).ConfigureAwait(false);
         _cache.PutAttr(reply);
         _cache.PutEntry(newParent, newName, ino);
-        return reply;
+
+        // Attributes handed out never show less than this client wrote (the kernel takes the size
+        // of every entry reply as the file's size).
+        return WithLocalSize(reply);
     }
 
     public async Task RemoveAsync(Caller caller, ulong parent, string name, bool directory, CancellationToken cancellationToken = default)

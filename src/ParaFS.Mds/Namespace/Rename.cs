@@ -78,9 +78,14 @@ public sealed partial class MdsNamespace
                 return (Destroyed: false, Victim: (long?)null);
             }
 
-            // Linux refuses a move into the source's own subtree (EINVAL) before it looks at what
-            // the target is.
+            // Linux refuses a move into the source's own subtree (EINVAL), and a target that is an
+            // ancestor of the source (ENOTEMPTY), before it looks at what the target is.
             CheckMove(tx, caller, source, from, to);
+            if (target is { Type: FileType.Directory } && IsAncestor(tx, target.Ino, from.Ino))
+            {
+                throw new ParaFsException(Errno.ENOTEMPTY, $"'{newName}' is a directory that holds '{name}'");
+            }
+
             if (target is not null)
             {
                 if (source.Type == FileType.Directory && target.Type != FileType.Directory)
@@ -164,6 +169,23 @@ public sealed partial class MdsNamespace
             }
 
             ino = Require(tx, ino).Parent;
+        }
+    }
+
+    /// <summary>True when <paramref name="ancestor"/> is <paramref name="directory"/> or holds it.</summary>
+    private static bool IsAncestor(IStoreTransaction tx, long ancestor, long directory)
+    {
+        for (var ino = directory; ; ino = Require(tx, ino).Parent)
+        {
+            if (ino == ancestor)
+            {
+                return true;
+            }
+
+            if (ino == RootIno)
+            {
+                return false;
+            }
         }
     }
 
