@@ -424,7 +424,7 @@ public sealed partial class ParaFsClient
     /// <summary>After two reads in a row that continue each other, fetches the next rows of stripes from every target at once, within the memory budget.</summary>
     private void StartReadAhead(FileHandle handle, long from, long size, int sequential)
     {
-        if (sequential < 2 || from >= size || handle.Map.StripeCount == 0)
+        if (sequential < 2 || from >= size || handle.Map.StripeCount == 0 || _options.ReadAheadRows <= 0)
         {
             return;
         }

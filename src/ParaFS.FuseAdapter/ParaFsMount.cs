@@ -30,7 +30,8 @@ public sealed record MountSettings
     /// </summary>
     public int ReadAheadKb { get; init; } = 16 * 1024;
 
-    public ClientOptions Client { get; init; } = new();
+    /// <summary>The kernel reads ahead for the mount (<see cref="ReadAheadKb"/>); the client core's own read-ahead would fetch the same bytes again.</summary>
+    public ClientOptions Client { get; init; } = new() { ReadAheadRows = 0 };
 }
 
 /// <summary>
