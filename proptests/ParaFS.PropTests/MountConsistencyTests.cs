@@ -53,6 +53,8 @@ public sealed class TwoMountFixture : IAsyncLifetime
             {
                 await Shell.RunAsync($"umount -l '{SecondMount}'");
             }
+
+            Directory.Delete(SecondMount, recursive: false);
         }
 
         if (Up is not null)

@@ -97,5 +97,9 @@ public sealed class DurabilityTests
         using var second = DaemonProcess.Start("mds", "--data", data, "--listen", first.Server.Endpoint.Text);
         Assert.Equal(1, await second.WaitForExitAsync(TimeSpan.FromSeconds(60)));
         Assert.Contains($"cannot listen on {first.Server.Endpoint.Text}", second.Output, StringComparison.Ordinal);
+        if (Directory.Exists(data))
+        {
+            Directory.Delete(data, recursive: true);
+        }
     }
 }

@@ -44,6 +44,8 @@ public sealed class ClusterTests
             {
                 await Shell.RunAsync($"umount -l '{second}'");
             }
+
+            Directory.Delete(second, recursive: false);
         }
     }
 

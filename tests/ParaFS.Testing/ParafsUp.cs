@@ -12,9 +12,13 @@ public sealed partial class ParafsUp : IAsyncDisposable
     private readonly Process _process;
     private readonly List<string> _output = [];
 
-    private ParafsUp(Process process, string data, string mount)
+    /// <summary>The temporary directory this instance made for data and mount point (deleted on dispose), if any.</summary>
+    private readonly string? _ownedRoot;
+
+    private ParafsUp(Process process, string data, string mount, string? ownedRoot)
     {
         _process = process;
+        _ownedRoot = ownedRoot;
         Data = data;
         MountPoint = mount;
         process.OutputDataReceived += (_, e) => Add(e.Data);
@@ -47,6 +51,7 @@ public sealed partial class ParafsUp : IAsyncDisposable
     public static async Task<ParafsUp> StartAsync(string? data = null, string? mount = null, params string[] extra)
     {
         var root = Path.Combine(Path.GetTempPath(), $"parafs-up-{Guid.NewGuid():N}");
+        var owned = data is null && mount is null ? root : null;
         data ??= Path.Combine(root, "data");
         mount ??= Path.Combine(root, "mnt");
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -55,7 +60,7 @@ public sealed partial class ParafsUp : IAsyncDisposable
             info.ArgumentList.Add(a);
         }
 
-        var up = new ParafsUp(Process.Start(info)!, data, mount);
+        var up = new ParafsUp(Process.Start(info)!, data, mount, owned);
         try
         {
             await up.WaitForAsync("is mounted at", TimeSpan.FromSeconds(90));
@@ -130,6 +135,10 @@ public sealed partial class ParafsUp : IAsyncDisposable
             }
 
             _process.Dispose();
+            if (_ownedRoot is not null && !IsMounted(MountPoint))
+            {
+                Directory.Delete(_ownedRoot, recursive: true);
+            }
         }
     }
 
