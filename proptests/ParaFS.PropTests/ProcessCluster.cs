@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using ParaFS.Client;
@@ -15,17 +14,17 @@ public sealed class ProcessCluster : IAsyncDisposable
     private readonly string _root;
     private readonly int _mdsPort;
     private readonly List<int> _ostPorts = [];
-    private readonly Process?[] _osts;
-    private Process? _mds;
+    private readonly ParafsProcess?[] _osts;
+    private ParafsProcess? _mds;
 
     private ProcessCluster(string root, int targets)
     {
         _root = root;
-        _mdsPort = FreePort();
-        _osts = new Process?[targets];
+        _mdsPort = ParafsProcess.FreePort();
+        _osts = new ParafsProcess?[targets];
         for (var i = 0; i < targets; i++)
         {
-            _ostPorts.Add(FreePort());
+            _ostPorts.Add(ParafsProcess.FreePort());
         }
     }
 
@@ -50,13 +49,13 @@ public sealed class ProcessCluster : IAsyncDisposable
 
     public async Task StartMdsAsync()
     {
-        _mds = Start("mds", "--data", Path.Combine(_root, "mds"), "--listen", $"127.0.0.1:{_mdsPort}", "--heartbeat-ms", "500");
+        _mds = ParafsProcess.Start("mds", "--data", Path.Combine(_root, "mds"), "--listen", $"127.0.0.1:{_mdsPort}", "--heartbeat-ms", "500");
         await WaitForPortAsync(_mdsPort, _mds);
     }
 
     public async Task StartOstAsync(int index)
     {
-        var ost = Start("ost", "--data", Path.Combine(_root, $"ost{index}"), "--listen", $"127.0.0.1:{_ostPorts[index]}", "--mds", $"127.0.0.1:{_mdsPort}", "--pool", "default");
+        var ost = ParafsProcess.Start("ost", "--data", Path.Combine(_root, $"ost{index}"), "--listen", $"127.0.0.1:{_ostPorts[index]}", "--mds", $"127.0.0.1:{_mdsPort}", "--pool", "default");
         _osts[index] = ost;
         await WaitForPortAsync(_ostPorts[index], ost);
 
@@ -80,22 +79,22 @@ public sealed class ProcessCluster : IAsyncDisposable
     /// <summary>kill -9 and start again on the same data.</summary>
     public async Task KillAndRestartOstAsync(int index)
     {
-        Kill(_osts[index]);
+        await KillAsync(_osts[index]);
         await StartOstAsync(index);
     }
 
     public async Task KillAndRestartMdsAsync()
     {
-        Kill(_mds);
+        await KillAsync(_mds);
         await StartMdsAsync();
     }
 
-    public ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
-        Kill(_mds);
+        await KillAsync(_mds);
         foreach (var ost in _osts)
         {
-            Kill(ost);
+            await KillAsync(ost);
         }
 
         try
@@ -105,46 +104,24 @@ public sealed class ProcessCluster : IAsyncDisposable
         catch (IOException)
         {
         }
-
-        return ValueTask.CompletedTask;
     }
 
-    private static void Kill(Process? process)
+    private static async Task KillAsync(ParafsProcess? process)
     {
-        if (process is { HasExited: false })
+        if (process is not null)
         {
-            process.Kill(entireProcessTree: true);
-            process.WaitForExit();
+            await process.DisposeAsync();
         }
-
-        process?.Dispose();
     }
 
-    private static Process Start(params string[] args)
-    {
-        var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "parafs.dll"));
-        foreach (var a in args)
-        {
-            info.ArgumentList.Add(a);
-        }
-
-        var process = Process.Start(info)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
-    }
-
-    private static async Task WaitForPortAsync(int port, Process process)
+    private static async Task WaitForPortAsync(int port, ParafsProcess process)
     {
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (DateTime.UtcNow < deadline)
         {
             if (process.HasExited)
             {
-                throw new InvalidOperationException($"the daemon for port {port} exited with {process.ExitCode}");
+                throw new InvalidOperationException($"the daemon for port {port} exited:\n{process.Output}");
             }
 
             try
@@ -160,12 +137,5 @@ public sealed class ProcessCluster : IAsyncDisposable
         }
 
         throw new TimeoutException($"nothing listened on port {port} within 60 s");
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

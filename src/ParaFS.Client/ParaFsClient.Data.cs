@@ -317,7 +317,8 @@ public sealed partial class ParaFsClient
     private async Task<long> CurrentSizeAsync(FileHandle handle, CancellationToken cancellationToken)
     {
         var attr = await GetAttrAsync(handle.Ino, cancellationToken: cancellationToken).ConfigureAwait(false);
-        return Math.Max((long)attr.Attr.Size, HandlesOf(handle.Ino).Select(h => h.Size).Append(handle.Size).Max());
+        // GetAttrAsync folds in every open handle of this client; this one may already be closing.
+        return Math.Max((long)attr.Attr.Size, handle.Size);
     }
 
     private static long NowNs() => (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) * 100;

@@ -163,10 +163,7 @@ public sealed partial class ParaFsClient
             _cache.PutEntry(ino, entry.Name, entry.Ino);
             if (entry.Attr is { } attr)
             {
-                if (HandlesOf(attr.Ino).Select(h => h.Size).DefaultIfEmpty(0).Max() is var local && local > (long)attr.Size)
-                {
-                    attr.Size = (ulong)local;
-                }
+                attr.Size = (ulong)Math.Max((long)attr.Size, LocalSize(attr.Ino));
             }
         }
 
@@ -208,10 +205,13 @@ public sealed partial class ParaFsClient
 
     private IEnumerable<FileHandle> HandlesOf(ulong ino) => _open.Values.Where(h => h.Ino == ino);
 
+    /// <summary>How far this client's open handles of the inode have written or seen the file (0 with none).</summary>
+    private long LocalSize(ulong ino) => HandlesOf(ino).Select(h => h.Size).DefaultIfEmpty(0).Max();
+
     /// <summary>The MDS's attributes with this client's own unreported writes folded in (read-your-writes).</summary>
     private AttrReply WithLocalSize(AttrReply reply)
     {
-        var local = HandlesOf(reply.Attr.Ino).Select(h => h.Size).DefaultIfEmpty(0).Max();
+        var local = LocalSize(reply.Attr.Ino);
         if (local <= (long)reply.Attr.Size)
         {
             return reply;

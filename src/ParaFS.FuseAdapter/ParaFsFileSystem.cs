@@ -350,24 +350,14 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
         }
 
         var a = reply.Attr;
-        var want = (uint)mask & 7;
+        var want = mask & 7;
         if (want == 0)
         {
             return;
         }
 
-        bool allowed;
-        if (context.Uid == 0)
-        {
-            allowed = (want & 1) == 0 || a.Type == FileType.Directory || (a.Mode & 0x49) != 0;
-        }
-        else
-        {
-            var caller = _callers.For(context);
-            var bits = context.Uid == a.Uid ? a.Mode >> 6 : (caller.Gid == a.Gid || caller.Groups.Contains(a.Gid)) ? a.Mode >> 3 : a.Mode;
-            allowed = (bits & want) == want;
-        }
-
+        var caller = _callers.For(context);
+        var allowed = PosixPermissions.Allows(a.Mode, a.Type == FileType.Directory, a.Uid, a.Gid, context.Uid, gid => caller.Gid == gid || caller.Groups.Contains(gid), want);
         if (!allowed)
         {
             throw new FuseException(EACCES, $"uid {context.Uid} may not access inode {nodeId} with mask {mask}");

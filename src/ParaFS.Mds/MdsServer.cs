@@ -143,6 +143,7 @@ public sealed class MdsServer : IAsyncDisposable
                 return done;
             }
 
+            var deleted = new List<long>();
             foreach (var deletion in todo)
             {
                 if (failedTargets.Contains(deletion.TargetId))
@@ -153,12 +154,7 @@ public sealed class MdsServer : IAsyncDisposable
                 try
                 {
                     await _targetConnections.DeleteAsync(deletion.TargetId, deletion.ObjectId, cancellationToken).ConfigureAwait(false);
-                    await _store.WriteAsync(tx =>
-                    {
-                        tx.CompleteObjectDeletion(deletion.Id);
-                        return 0;
-                    }, cancellationToken).ConfigureAwait(false);
-                    done++;
+                    deleted.Add(deletion.Id);
                 }
                 catch (ParaFsException e)
                 {
@@ -167,6 +163,14 @@ public sealed class MdsServer : IAsyncDisposable
                     Log.DeletionDeferred(_logger, deletion.ObjectId, deletion.TargetId, e.Message);
                 }
             }
+
+            // One commit for the batch; a crash before it only repeats deletes, which are idempotent.
+            await _store.WriteAsync(tx =>
+            {
+                deleted.ForEach(tx.CompleteObjectDeletion);
+                return 0;
+            }, cancellationToken).ConfigureAwait(false);
+            done += deleted.Count;
         }
     }
 

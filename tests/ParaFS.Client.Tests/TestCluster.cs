@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using ParaFS.Mds;
 using ParaFS.Ost;
 using ParaFS.Protocol.Mds;
@@ -37,13 +35,13 @@ public sealed class TestCluster : IAsyncDisposable
         var mds = await MdsServer.StartAsync(new MdsOptions
         {
             DataDirectory = Path.Combine(root, "mds"),
-            Listen = RpcEndpoint.Parse($"127.0.0.1:{FreePort()}"),
+            Listen = RpcEndpoint.Parse($"127.0.0.1:{ParafsProcess.FreePort()}"),
             HeartbeatInterval = TimeSpan.FromMilliseconds(500),
         });
         var cluster = new TestCluster(root, mds);
         for (var i = 0; i < targets; i++)
         {
-            cluster._ostSpecs.Add((Path.Combine(root, $"ost{i}"), $"127.0.0.1:{FreePort()}"));
+            cluster._ostSpecs.Add((Path.Combine(root, $"ost{i}"), $"127.0.0.1:{ParafsProcess.FreePort()}"));
             cluster._osts.Add(null);
             await cluster.StartOstAsync(i);
         }
@@ -111,12 +109,5 @@ public sealed class TestCluster : IAsyncDisposable
         catch (IOException)
         {
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -9,9 +9,9 @@ public sealed class DurabilityTests
     public async Task Every_acknowledged_operation_survives_kill_9_of_the_mds()
     {
         var data = Path.Combine(Path.GetTempPath(), $"parafs-mds-kill-{Guid.NewGuid():N}");
-        var listen = $"127.0.0.1:{DaemonProcess.FreePort()}";
+        var listen = $"127.0.0.1:{ParafsProcess.FreePort()}";
         var acknowledged = new List<string>();
-        using (var daemon = DaemonProcess.Start("mds", "--data", data, "--listen", listen))
+        await using (var daemon = ParafsProcess.Start("mds", "--data", data, "--listen", listen))
         {
             await daemon.WaitForOutputAsync("serving on");
             await using var client = await TestClient.ConnectAsync(RpcEndpoint.Parse(listen), new Caller(), null);
@@ -51,11 +51,11 @@ public sealed class DurabilityTests
                 await Task.Delay(10);
             }
 
-            daemon.KillHard();
+            await daemon.KillAsync();
             await writer;
         }
 
-        using var again = DaemonProcess.Start("mds", "--data", data, "--listen", listen);
+        await using var again = ParafsProcess.Start("mds", "--data", data, "--listen", listen);
         await again.WaitForOutputAsync("serving on");
         await using var reader = await TestClient.ConnectAsync(RpcEndpoint.Parse(listen), new Caller(), null);
         var d = await reader.LookupAsync(1, "d");
@@ -94,8 +94,8 @@ public sealed class DurabilityTests
     {
         await using var first = await MdsFixture.StartAsync();
         var data = Path.Combine(Path.GetTempPath(), $"parafs-mds-busy-{Guid.NewGuid():N}");
-        using var second = DaemonProcess.Start("mds", "--data", data, "--listen", first.Server.Endpoint.Text);
-        Assert.Equal(1, await second.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        await using var second = ParafsProcess.Start("mds", "--data", data, "--listen", first.Server.Endpoint.Text);
+        Assert.Equal(1, await second.WaitForExitAsync());
         Assert.Contains($"cannot listen on {first.Server.Endpoint.Text}", second.Output, StringComparison.Ordinal);
         if (Directory.Exists(data))
         {

@@ -17,7 +17,7 @@ public sealed class DaemonTests
         var bytes = RandomNumberGenerator.GetBytes(3 * 1024 * 1024);
 
         int port;
-        await using (var ost = OstProcess.Start("--data", data, "--listen", "127.0.0.1:0", "--mds", mds.Endpoint.Text, "--pool", "p"))
+        await using (var ost = ParafsProcess.Start("ost", "--data", data, "--listen", "127.0.0.1:0", "--mds", mds.Endpoint.Text, "--pool", "p"))
         {
             port = await ost.WaitForListeningPortAsync();
             await ost.WaitForOutputAsync("serving");
@@ -28,7 +28,7 @@ public sealed class DaemonTests
             await ost.KillAsync();
         }
 
-        await using (var again = OstProcess.Start("--data", data, "--listen", $"127.0.0.1:{port}", "--mds", mds.Endpoint.Text, "--pool", "p"))
+        await using (var again = ParafsProcess.Start("ost", "--data", data, "--listen", $"127.0.0.1:{port}", "--mds", mds.Endpoint.Text, "--pool", "p"))
         {
             await again.WaitForOutputAsync("serving");
             await using var client = Client(port, "fs-durable");
@@ -56,12 +56,12 @@ public sealed class DaemonTests
         var data = directory.Sub("data");
         await using (var mdsA = await MdsDouble.StartAsync(fsId: "fs-aaaa", fsName: "alpha"))
         {
-            await using var ost = OstProcess.Start("--data", data, "--listen", "127.0.0.1:0", "--mds", mdsA.Endpoint.Text, "--pool", "p");
+            await using var ost = ParafsProcess.Start("ost", "--data", data, "--listen", "127.0.0.1:0", "--mds", mdsA.Endpoint.Text, "--pool", "p");
             await ost.WaitForOutputAsync("serving");
         }
 
         await using var mdsB = await MdsDouble.StartAsync(fsId: "fs-bbbb", fsName: "beta");
-        await using var refused = OstProcess.Start("--data", data, "--listen", "127.0.0.1:0", "--mds", mdsB.Endpoint.Text, "--pool", "p");
+        await using var refused = ParafsProcess.Start("ost", "--data", data, "--listen", "127.0.0.1:0", "--mds", mdsB.Endpoint.Text, "--pool", "p");
         Assert.Equal(1, await refused.WaitForExitAsync());
         var message = await refused.WaitForOutputAsync("belongs to file system");
         Assert.Contains(data, message, StringComparison.Ordinal);
@@ -73,7 +73,7 @@ public sealed class DaemonTests
     [Fact]
     public async Task Help_describes_every_option()
     {
-        await using var help = OstProcess.Start("--help");
+        await using var help = ParafsProcess.Start("ost", "--help");
         Assert.Equal(0, await help.WaitForExitAsync());
         foreach (var option in new[] { "--data DIR", "--listen HOST:PORT", "--mds HOST:PORT", "--pool NAME", "--backend dir", "--advertise", "--config FILE" })
         {
@@ -84,11 +84,11 @@ public sealed class DaemonTests
     [Fact]
     public async Task A_missing_option_or_unknown_backend_is_a_usage_error()
     {
-        await using var missing = OstProcess.Start("--data", "/tmp/x", "--listen", "127.0.0.1:0", "--mds", "127.0.0.1:1");
+        await using var missing = ParafsProcess.Start("ost", "--data", "/tmp/x", "--listen", "127.0.0.1:0", "--mds", "127.0.0.1:1");
         Assert.Equal(2, await missing.WaitForExitAsync());
         Assert.Contains("--pool is required", missing.Output, StringComparison.Ordinal);
 
-        await using var backend = OstProcess.Start("--data", "/tmp/x", "--listen", "127.0.0.1:0", "--mds", "127.0.0.1:1", "--pool", "p", "--backend", "block");
+        await using var backend = ParafsProcess.Start("ost", "--data", "/tmp/x", "--listen", "127.0.0.1:0", "--mds", "127.0.0.1:1", "--pool", "p", "--backend", "block");
         Assert.Equal(2, await backend.WaitForExitAsync());
         Assert.Contains("--backend block is not available", backend.Output, StringComparison.Ordinal);
     }

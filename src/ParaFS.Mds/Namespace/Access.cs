@@ -7,27 +7,16 @@ namespace ParaFS.Mds.Namespace;
 /// <summary>POSIX permission checks from the caller's uid, gid and groups. Root (uid 0) bypasses, as CAP_DAC_OVERRIDE does.</summary>
 public static class Access
 {
-    public const int Read = 4;
-    public const int Write = 2;
-    public const int Execute = 1;
+    public const int Read = PosixPermissions.Read;
+    public const int Write = PosixPermissions.Write;
+    public const int Execute = PosixPermissions.Execute;
 
     public static bool IsRoot(Caller caller) => caller.Uid == 0;
 
     public static bool InGroup(Caller caller, uint gid) => caller.Gid == gid || caller.Groups.Contains(gid);
 
-    public static bool Allowed(Caller caller, InodeRecord inode, int want)
-    {
-        if (IsRoot(caller))
-        {
-            // Root may execute only what somebody may execute (or any directory).
-            return (want & Execute) == 0 || inode.Type == FileType.Directory || (inode.Mode & 0b001_001_001) != 0;
-        }
-
-        var bits = caller.Uid == inode.Uid ? inode.Mode >> 6
-            : InGroup(caller, inode.Gid) ? inode.Mode >> 3
-            : inode.Mode;
-        return (bits & want) == want;
-    }
+    public static bool Allowed(Caller caller, InodeRecord inode, int want) =>
+        PosixPermissions.Allows(inode.Mode, inode.Type == FileType.Directory, inode.Uid, inode.Gid, caller.Uid, gid => InGroup(caller, gid), want);
 
     public static void Require(Caller caller, InodeRecord inode, int want, string what)
     {

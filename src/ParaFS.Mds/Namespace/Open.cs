@@ -33,12 +33,11 @@ public sealed partial class MdsNamespace
     public async Task<OpenReply> OpenAsync(RequestContext context, long ino, uint flags)
     {
         var session = context.Session ?? throw new ParaFsException(Errno.EINVAL, "open needs a session (call MdsSession first)");
-        var attr = await GetAttrAsync(ino).ConfigureAwait(false);
         var inode = await _store.ReadAsync(tx => Require(tx, ino)).ConfigureAwait(false);
         CheckOpenPermission(context.Caller, inode, flags);
         if ((flags & OpenFlags.Truncate) != 0 && inode.Type == FileType.Regular && inode.Size > 0)
         {
-            attr = await TruncateAsync(ino, 0, context.Origin).ConfigureAwait(false);
+            await TruncateAsync(ino, 0, context.Origin).ConfigureAwait(false);
         }
 
         // Registered under the store's write lock, so an unlink cannot slip between the check that

@@ -148,9 +148,10 @@ public sealed partial class MdsNamespace
         if (size < inode.Size && inode.Layout is { } layout)
         {
             var map = new StripeMap((int)layout.StripeSize, (int)layout.StripeCount);
-            var cuts = layout.Objects.Select((o, index) => (Object: o, Size: map.ObjectSize(index, size)))
-                .Where(c => c.Size < map.ObjectSize(layout.Objects.IndexOf(c.Object), inode.Size))
-                .Select(c => _truncator.TruncateAsync(c.Object, c.Size, CancellationToken.None));
+            var cuts = layout.Objects
+                .Select((o, index) => (Object: o, Now: map.ObjectSize(index, inode.Size), After: map.ObjectSize(index, size)))
+                .Where(c => c.After < c.Now)
+                .Select(c => _truncator.TruncateAsync(c.Object, c.After, CancellationToken.None));
             try
             {
                 await Task.WhenAll(cuts).ConfigureAwait(false);

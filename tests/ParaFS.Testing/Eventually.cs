@@ -1,4 +1,4 @@
-namespace ParaFS.Ost.Tests;
+namespace ParaFS.Testing;
 
 /// <summary>Polls for a condition: tests on a loaded machine wait for what they expect, never a fixed time.</summary>
 public static class Eventually

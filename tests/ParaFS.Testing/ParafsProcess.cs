@@ -1,19 +1,21 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
 using System.Text.RegularExpressions;
 
-namespace ParaFS.Ost.Tests;
+namespace ParaFS.Testing;
 
 /// <summary>
-/// The real <c>parafs ost</c> daemon as a child process (<c>dotnet parafs.dll ost ...</c>), with
-/// its output captured. Disposing it kills it if it still runs.
+/// A real <c>parafs</c> daemon as a child process (<c>dotnet parafs.dll VERB ...</c>), with its
+/// output captured, so a test can kill -9 it for real. Disposing it kills it if it still runs.
 /// </summary>
-public sealed partial class OstProcess : IAsyncDisposable
+public sealed partial class ParafsProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _output = new();
 
-    private OstProcess(Process process)
+    private ParafsProcess(Process process)
     {
         _process = process;
     }
@@ -22,7 +24,8 @@ public sealed partial class OstProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
-    public static OstProcess Start(params string[] args)
+    /// <summary>Starts <c>parafs</c> with these arguments, the verb first (<c>"mds", "--data", ...</c>).</summary>
+    public static ParafsProcess Start(params string[] args)
     {
         var start = new ProcessStartInfo(DotnetHost())
         {
@@ -31,7 +34,6 @@ public sealed partial class OstProcess : IAsyncDisposable
             UseShellExecute = false,
         };
         start.ArgumentList.Add(ParafsDll());
-        start.ArgumentList.Add("ost");
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);
@@ -44,7 +46,7 @@ public sealed partial class OstProcess : IAsyncDisposable
         }
 
         var process = new Process { StartInfo = start };
-        var child = new OstProcess(process);
+        var child = new ParafsProcess(process);
         process.OutputDataReceived += (_, e) => child.Add(e.Data);
         process.ErrorDataReceived += (_, e) => child.Add(e.Data);
         process.Start();
@@ -64,9 +66,9 @@ public sealed partial class OstProcess : IAsyncDisposable
     {
         await Eventually.TrueAsync(
             () => _output.Any(l => l.Contains(fragment, StringComparison.Ordinal)) || _process.HasExited,
-            $"'{fragment}' from parafs ost");
+            $"'{fragment}' from parafs");
         return _output.FirstOrDefault(l => l.Contains(fragment, StringComparison.Ordinal))
-            ?? throw new InvalidOperationException($"parafs ost exited (status {_process.ExitCode}) without saying '{fragment}'; it said:\n{Output}");
+            ?? throw new InvalidOperationException($"parafs exited (status {_process.ExitCode}) without saying '{fragment}'; it said:\n{Output}");
     }
 
     public async Task<int> WaitForExitAsync()
@@ -97,6 +99,14 @@ public sealed partial class OstProcess : IAsyncDisposable
         {
             _process.Dispose();
         }
+    }
+
+    /// <summary>A loopback port nothing listens on right now.</summary>
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private static string ParafsDll()
