@@ -41,6 +41,9 @@ public interface IStoreTransaction
 
     long CountInodes();
 
+    /// <summary>Regular files with an inode number above <paramref name="afterIno"/>, in inode order (for migration and drain scans).</summary>
+    IReadOnlyList<InodeRecord> ListFiles(long afterIno, int limit);
+
     /// <summary>Inodes with no name left (nlink 0) kept because a client had them open.</summary>
     IReadOnlyList<long> ListOrphans();
 

@@ -216,31 +216,20 @@ public sealed class SqliteMetadataStore : IMetadataStore
 
         public InodeRecord? GetInode(long ino)
         {
-            using var reader = Query("SELECT ino, type, mode, nlink, uid, gid, size, atime_ns, mtime_ns, ctime_ns, crtime_ns, rdev, parent, symlink, layout, policy FROM inodes WHERE ino = $a", ino);
-            if (!reader.Read())
+            using var reader = Query($"SELECT {InodeColumns} FROM inodes WHERE ino = $a", ino);
+            return reader.Read() ? ReadInode(reader) : null;
+        }
+
+        public IReadOnlyList<InodeRecord> ListFiles(long afterIno, int limit)
+        {
+            using var reader = Query($"SELECT {InodeColumns} FROM inodes WHERE ino > $a AND type = $b ORDER BY ino LIMIT $c", afterIno, (int)FileType.Regular, limit);
+            var list = new List<InodeRecord>();
+            while (reader.Read())
             {
-                return null;
+                list.Add(ReadInode(reader));
             }
 
-            return new InodeRecord
-            {
-                Ino = reader.GetInt64(0),
-                Type = (FileType)reader.GetInt32(1),
-                Mode = (uint)reader.GetInt64(2),
-                Nlink = (uint)reader.GetInt64(3),
-                Uid = (uint)reader.GetInt64(4),
-                Gid = (uint)reader.GetInt64(5),
-                Size = reader.GetInt64(6),
-                AtimeNs = reader.GetInt64(7),
-                MtimeNs = reader.GetInt64(8),
-                CtimeNs = reader.GetInt64(9),
-                CrtimeNs = reader.GetInt64(10),
-                Rdev = reader.GetInt64(11),
-                Parent = reader.GetInt64(12),
-                SymlinkTarget = reader.IsDBNull(13) ? null : reader.GetString(13),
-                Layout = reader.IsDBNull(14) ? null : Layout.Parser.ParseFrom((byte[])reader[14]),
-                Policy = reader.IsDBNull(15) ? null : LayoutPolicy.Parser.ParseFrom((byte[])reader[15]),
-            };
+            return list;
         }
 
         public void InsertInode(InodeRecord i) => Run(
@@ -368,6 +357,28 @@ public sealed class SqliteMetadataStore : IMetadataStore
         }
 
         public void CompleteObjectDeletion(long id) => Run("DELETE FROM object_deletions WHERE id = $a", id);
+
+        private const string InodeColumns = "ino, type, mode, nlink, uid, gid, size, atime_ns, mtime_ns, ctime_ns, crtime_ns, rdev, parent, symlink, layout, policy";
+
+        private static InodeRecord ReadInode(SqliteDataReader reader) => new()
+        {
+            Ino = reader.GetInt64(0),
+            Type = (FileType)reader.GetInt32(1),
+            Mode = (uint)reader.GetInt64(2),
+            Nlink = (uint)reader.GetInt64(3),
+            Uid = (uint)reader.GetInt64(4),
+            Gid = (uint)reader.GetInt64(5),
+            Size = reader.GetInt64(6),
+            AtimeNs = reader.GetInt64(7),
+            MtimeNs = reader.GetInt64(8),
+            CtimeNs = reader.GetInt64(9),
+            CrtimeNs = reader.GetInt64(10),
+            Rdev = reader.GetInt64(11),
+            Parent = reader.GetInt64(12),
+            SymlinkTarget = reader.IsDBNull(13) ? null : reader.GetString(13),
+            Layout = reader.IsDBNull(14) ? null : Layout.Parser.ParseFrom((byte[])reader[14]),
+            Policy = reader.IsDBNull(15) ? null : LayoutPolicy.Parser.ParseFrom((byte[])reader[15]),
+        };
 
         private static object?[] InodeValues(InodeRecord i) =>
         [
