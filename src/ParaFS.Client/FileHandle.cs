@@ -37,9 +37,12 @@ public sealed class FileHandle
 
     public uint Flags { get; }
 
-    public Layout Layout { get; private set; } = null!;
+    /// <summary>The layout I/O goes to, with a migration's pending layout when there is one; replaced whole, read once per request.</summary>
+    internal LayoutView View { get; private set; } = null!;
 
-    internal StripeMap Map { get; private set; }
+    public Layout Layout => View.Layout;
+
+    internal StripeMap Map => View.Map;
 
     internal SemaphoreSlim Window { get; }
 
@@ -66,8 +69,7 @@ public sealed class FileHandle
 
     internal void SetLayout(Layout layout)
     {
-        Layout = layout;
-        Map = layout.StripeCount == 0 ? default : new StripeMap((int)layout.StripeSize, (int)layout.StripeCount);
+        View = new LayoutView(layout);
         LayoutStale = false;
     }
 
@@ -139,5 +141,27 @@ public sealed class FileHandle
         }
     }
 
-    internal OpenHandle ToOpenHandle() => new() { Handle = Handle, Ino = Ino, Flags = Flags };
+    internal OpenHandle ToOpenHandle() => new() { Handle = Handle, Ino = Ino, Flags = Flags, LayoutGeneration = View.Layout.Generation };
+}
+
+/// <summary>A layout and its stripe map, and those of the layout a migration is filling (writes go to both).</summary>
+internal sealed class LayoutView
+{
+    public LayoutView(Layout layout)
+    {
+        Layout = layout;
+        Map = MapOf(layout);
+        Pending = layout.Pending;
+        PendingMap = Pending is null ? default : MapOf(Pending);
+    }
+
+    public Layout Layout { get; }
+
+    public StripeMap Map { get; }
+
+    public Layout? Pending { get; }
+
+    public StripeMap PendingMap { get; }
+
+    public static StripeMap MapOf(Layout layout) => layout.StripeCount == 0 ? default : new StripeMap((int)layout.StripeSize, (int)layout.StripeCount);
 }

@@ -86,12 +86,8 @@ public sealed partial class ParaFsClient
     {
         await SettleWritesAsync(handle.Ino).ConfigureAwait(false);
         await RefreshLayoutIfStaleAsync(handle, cancellationToken).ConfigureAwait(false);
-        await Task.WhenAll(handle.Layout.Objects.GroupBy(o => o.TargetId).Select(async group =>
-        {
-            var request = new SyncRequest();
-            request.ObjectIds.AddRange(group.Select(o => o.ObjectId));
-            using var reply = await _objects.CallAsync(group.Key, Methods.OstSync, request, default, default, cancellationToken).ConfigureAwait(false);
-        })).ConfigureAwait(false);
+        var view = handle.View;
+        await SyncObjectsAsync(view.Pending is { } pending ? [view.Layout, pending] : [view.Layout], cancellationToken).ConfigureAwait(false);
         await ReportPendingAsync(handle.Ino, cancellationToken).ConfigureAwait(false);
     }
 
@@ -179,7 +175,19 @@ public sealed partial class ParaFsClient
         DropReadAhead(handle);
         if (!_options.WriteBehind)
         {
-            await SendStripesAsync(handle, offset, data, cancellationToken).ConfigureAwait(false);
+            // Registered like a write-behind, so a layout switch knows when it has landed.
+            var landed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            writes.Begin(offset, offset + data.Length, landed.Task);
+            try
+            {
+                await SendStripesAsync(handle, offset, data, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                writes.End(landed.Task, failure: null);
+                landed.TrySetResult();
+            }
+
             handle.Wrote(offset + data.Length, NowNs());
             return data.Length;
         }
@@ -248,20 +256,44 @@ public sealed partial class ParaFsClient
         }
     }
 
+    /// <summary>
+    /// Sends a write to the file's objects and, while the file migrates, then to the pending
+    /// layout's: the old objects first, so a mover that re-reads them after copying sees every
+    /// write that could still be missing from the new ones.
+    /// </summary>
     private async Task SendStripesAsync(FileHandle handle, long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
-        var map = handle.Map;
-        var objects = handle.Layout.Objects;
-        await Task.WhenAll(map.Split(offset, data.Length).Select(async extent =>
+        var view = handle.View;
+        await WriteObjectsAsync(view.Layout, view.Map, handle.Window, offset, data, cancellationToken).ConfigureAwait(false);
+        if (view.Pending is { } pending)
+        {
+            await WriteObjectsAsync(pending, view.PendingMap, handle.Window, offset, data, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Writes file bytes at <paramref name="offset"/> to the objects of <paramref name="layout"/>, every stripe in parallel.</summary>
+    private Task WriteObjectsAsync(Layout layout, StripeMap map, SemaphoreSlim window, long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        var objects = layout.Objects;
+        return Task.WhenAll(map.Split(offset, data.Length).Select(async extent =>
         {
             var piece = data.Slice((int)(extent.FileOffset - offset), extent.Length);
             var request = new WriteRequest { ObjectId = objects[extent.ObjectIndex].ObjectId, Offset = (ulong)extent.ObjectOffset };
-            await WithWindowAsync(handle, async () =>
+            await WithWindowAsync(window, async () =>
             {
                 using var reply = await _objects.CallAsync(objects[extent.ObjectIndex].TargetId, Methods.OstWrite, request, piece, default, cancellationToken).ConfigureAwait(false);
             }, cancellationToken).ConfigureAwait(false);
-        })).ConfigureAwait(false);
+        }));
     }
+
+    /// <summary>Makes every object of <paramref name="layouts"/> durable on its OST.</summary>
+    private Task SyncObjectsAsync(IEnumerable<Layout> layouts, CancellationToken cancellationToken) =>
+        Task.WhenAll(layouts.SelectMany(l => l.Objects).GroupBy(o => o.TargetId).Select(async group =>
+        {
+            var request = new SyncRequest();
+            request.ObjectIds.AddRange(group.Select(o => o.ObjectId).Distinct());
+            using var reply = await _objects.CallAsync(group.Key, Methods.OstSync, request, default, default, cancellationToken).ConfigureAwait(false);
+        }));
 
     /// <summary>fallocate(PUNCH_HOLE | KEEP_SIZE): the range reads as zeros afterwards and its space is freed on the OSTs.</summary>
     public async Task PunchHoleAsync(FileHandle handle, long offset, long length, CancellationToken cancellationToken = default)
@@ -274,19 +306,40 @@ public sealed partial class ParaFsClient
         await SettleWritesAsync(handle.Ino).ConfigureAwait(false);
         await RefreshLayoutIfStaleAsync(handle, cancellationToken).ConfigureAwait(false);
         DropReadAhead(handle);
-        var map = handle.Map;
-        var objects = handle.Layout.Objects;
 
         // Per object, the punched pieces are contiguous in object space except across rows; merge
         // what is adjacent so a large punch is one call per object and row run.
         var size = await CurrentSizeAsync(handle, cancellationToken).ConfigureAwait(false);
-        var perObject = PunchRanges(map, offset, Math.Min(length, Math.Max(0, size - offset)));
-        await Task.WhenAll(perObject.Select(async p =>
+        var punched = Math.Min(length, Math.Max(0, size - offset));
+        var writes = WritesOf(handle.Ino);
+        var landed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        writes.Begin(offset, offset + punched, landed.Task);
+        var view = handle.View;
+        try
+        {
+            await PunchObjectsAsync(view.Layout, view.Map, offset, punched, cancellationToken).ConfigureAwait(false);
+            if (view.Pending is { } pending)
+            {
+                await PunchObjectsAsync(pending, view.PendingMap, offset, punched, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            writes.End(landed.Task, failure: null);
+            landed.TrySetResult();
+        }
+
+        handle.Wrote(0, NowNs());
+    }
+
+    private Task PunchObjectsAsync(Layout layout, StripeMap map, long offset, long length, CancellationToken cancellationToken)
+    {
+        var objects = layout.Objects;
+        return Task.WhenAll(PunchRanges(map, offset, length).Select(async p =>
         {
             var request = new PunchRequest { ObjectId = objects[p.ObjectIndex].ObjectId, Offset = (ulong)p.Offset, Length = (ulong)p.Length };
             using var reply = await _objects.CallAsync(objects[p.ObjectIndex].TargetId, Methods.OstPunch, request, default, default, cancellationToken).ConfigureAwait(false);
-        })).ConfigureAwait(false);
-        handle.Wrote(0, NowNs());
+        }));
     }
 
     /// <summary>
@@ -342,15 +395,21 @@ public sealed partial class ParaFsClient
         return ranges;
     }
 
-    private async Task ReadStripesAsync(FileHandle handle, long offset, Memory<byte> target, CancellationToken cancellationToken)
+    private Task ReadStripesAsync(FileHandle handle, long offset, Memory<byte> target, CancellationToken cancellationToken)
     {
-        var map = handle.Map;
-        var objects = handle.Layout.Objects;
-        await Task.WhenAll(map.Split(offset, target.Length).Select(async extent =>
+        var view = handle.View;
+        return ReadObjectsAsync(view.Layout, view.Map, handle.Window, offset, target, cancellationToken);
+    }
+
+    /// <summary>Reads file bytes at <paramref name="offset"/> from the objects of <paramref name="layout"/>, every stripe in parallel; what no object holds reads as zeros.</summary>
+    private Task ReadObjectsAsync(Layout layout, StripeMap map, SemaphoreSlim window, long offset, Memory<byte> target, CancellationToken cancellationToken)
+    {
+        var objects = layout.Objects;
+        return Task.WhenAll(map.Split(offset, target.Length).Select(async extent =>
         {
             var piece = target.Slice((int)(extent.FileOffset - offset), extent.Length);
             var request = new ReadRequest { ObjectId = objects[extent.ObjectIndex].ObjectId, Offset = (ulong)extent.ObjectOffset, Length = (uint)extent.Length };
-            await WithWindowAsync(handle, async () =>
+            await WithWindowAsync(window, async () =>
             {
                 using var reply = await _objects.CallAsync(objects[extent.ObjectIndex].TargetId, Methods.OstRead, request, default, piece, cancellationToken).ConfigureAwait(false);
                 var got = Math.Min(reply.Payload.Length, piece.Length);
@@ -362,12 +421,12 @@ public sealed partial class ParaFsClient
                 // Past the end of an object (a hole at its tail, or never written) reads as zeros.
                 piece.Span[got..].Clear();
             }, cancellationToken).ConfigureAwait(false);
-        })).ConfigureAwait(false);
+        }));
     }
 
-    private async Task WithWindowAsync(FileHandle handle, Func<Task> call, CancellationToken cancellationToken)
+    private async Task WithWindowAsync(SemaphoreSlim window, Func<Task> call, CancellationToken cancellationToken)
     {
-        await handle.Window.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await window.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             await _globalWindow.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -382,7 +441,7 @@ public sealed partial class ParaFsClient
         }
         finally
         {
-            handle.Window.Release();
+            window.Release();
         }
     }
 

@@ -26,6 +26,7 @@ public sealed partial class ParaFsClient : IAsyncDisposable
     private readonly SemaphoreSlim _globalWindow;
     private readonly Timer _sizeReporter;
     private readonly ILoggerFactory _loggerFactory;
+    private readonly ILogger _logger;
     private ObjectClients _objects = null!;
     private long _readAheadBytes;
 
@@ -33,6 +34,7 @@ public sealed partial class ParaFsClient : IAsyncDisposable
     {
         _options = options;
         _loggerFactory = loggerFactory;
+        _logger = loggerFactory.CreateLogger("ParaFS.Client");
         _cache = new MetadataCache(options.CacheLifetime);
         _globalWindow = new SemaphoreSlim(options.GlobalRequests);
         _writeBudget = new SemaphoreSlim(Math.Max(1, options.WriteBehindBytes / WriteBudgetUnit));
@@ -118,9 +120,16 @@ public sealed partial class ParaFsClient : IAsyncDisposable
             case Methods.PushLayoutChanged:
                 var layout = push.ParseMessage(LayoutChanged.Parser);
                 _cache.DropAttr(layout.Ino);
+                var stale = false;
                 foreach (var handle in _open.Values.Where(h => h.Ino == layout.Ino && h.Layout.Generation < layout.Generation))
                 {
                     handle.LayoutStale = true;
+                    stale = true;
+                }
+
+                if (stale)
+                {
+                    _ = SwitchLayoutAsync(layout.Ino);
                 }
 
                 AttrInvalidated?.Invoke(layout.Ino);
@@ -128,6 +137,37 @@ public sealed partial class ParaFsClient : IAsyncDisposable
         }
 
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// After a layout change (a migration began, cut over or was aborted): every open handle of the
+    /// inode takes the new layout, the writes sent under the old one are waited for, and then the
+    /// MDS is told, so a mover never copies while a write it cannot see is still on its way.
+    /// </summary>
+    private async Task SwitchLayoutAsync(ulong ino)
+    {
+        try
+        {
+            var fresh = (await GetAttrAsync(ino, fresh: true).ConfigureAwait(false)).Layout ?? new Layout();
+            foreach (var handle in HandlesOf(ino).Where(h => h.Layout.Generation < fresh.Generation))
+            {
+                handle.SetLayout(fresh);
+                DropReadAhead(handle);
+            }
+
+            if (_writes.TryGetValue(ino, out var writes))
+            {
+                await writes.WaitForCurrentAsync().ConfigureAwait(false);
+            }
+
+            await _mds.CallAsync(Methods.MdsLayoutAck, new LayoutAckRequest { Ino = ino, Generation = fresh.Generation }, Empty.Parser, idempotent: true).ConfigureAwait(false);
+        }
+        catch (ParaFsException e)
+        {
+            // The file may be gone, or the MDS away: the mover asks again (the MDS repeats the
+            // callback), and the next I/O refetches the layout anyway.
+            Log.LayoutSwitchFailed(_logger, ino, e.Message);
+        }
     }
 
     /// <summary>Reports every open file's size extension the MDS does not know yet (at most one interval late).</summary>

@@ -68,6 +68,25 @@ internal sealed class WriteBehind
         }
     }
 
+    /// <summary>Waits for the writes in flight now (not for those accepted after this call), ignoring their failures.</summary>
+    public async Task WaitForCurrentAsync()
+    {
+        Task[] pending;
+        lock (_lock)
+        {
+            pending = [.. _inFlight.Select(w => w.Done)];
+        }
+
+        try
+        {
+            await Task.WhenAll(pending).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is ParaFsException or OperationCanceledException)
+        {
+            // A failed write is reported to its writer; here only its end matters.
+        }
+    }
+
     /// <summary>Throws (once) the failure of an earlier write-behind.</summary>
     public void ThrowIfFailed(ulong ino)
     {

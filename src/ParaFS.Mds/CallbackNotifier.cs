@@ -23,6 +23,15 @@ public sealed class CallbackNotifier(SessionTable sessions, ILogger logger) : IN
     public void LayoutChanged(long ino, ulong generation, RpcServerConnection? origin) =>
         Push(Methods.PushLayoutChanged, new LayoutChanged { Ino = (ulong)ino, Generation = generation }, origin);
 
+    public void LayoutChanged(long ino, ulong generation, IEnumerable<ClientSession> to)
+    {
+        var message = new LayoutChanged { Ino = (ulong)ino, Generation = generation };
+        foreach (var connection in to.Select(s => s.Connection).OfType<RpcServerConnection>().Where(c => !c.IsClosed))
+        {
+            _ = SendAsync(connection, Methods.PushLayoutChanged, message);
+        }
+    }
+
     private void Push(uint method, IMessage message, RpcServerConnection? origin)
     {
         foreach (var connection in sessions.Connections(origin))

@@ -178,6 +178,15 @@ public sealed class MdsServer : IAsyncDisposable
     {
         var startedAt = Environment.TickCount64;
         var orphansReclaimed = false;
+        try
+        {
+            await Namespace.FindRetiringAsync(_stopping.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            Log.BackgroundFailed(_logger, "scan for retired objects", e);
+        }
+
         using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(Math.Min(1000, HeartbeatInterval.TotalMilliseconds)));
         try
         {
@@ -190,6 +199,9 @@ public sealed class MdsServer : IAsyncDisposable
                     {
                         await Namespace.ReclaimIfOrphanAsync(ino).ConfigureAwait(false);
                     }
+
+                    // Objects a migration left behind go once every open holder moved on.
+                    await Namespace.ReleaseRetiredAsync().ConfigureAwait(false);
 
                     // Files unlinked while open before a restart: their clients had a lease to
                     // come back and claim them; what nobody claimed is deleted now.

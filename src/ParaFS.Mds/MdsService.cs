@@ -86,6 +86,36 @@ internal static class MdsService
             reply.Targets.AddRange(mds.Targets.All.Select(t => TargetRegistry.ToInfo(t, mds.Targets.Usage(t.Id))));
             return Reply(reply);
         });
+        d.Register(Methods.MdsMigrateBegin, MigrateRequest.Parser, async (r, q) =>
+            new RpcResult(await ns.MigrateBeginAsync(Context(r.Caller, q), (long)r.Ino, r.Policy ?? new LayoutPolicy()).ConfigureAwait(false)));
+        d.Register(Methods.MdsMigrateCommit, MigrateRequest.Parser, async (r, q) =>
+            new RpcResult(await ns.MigrateCommitAsync(Context(r.Caller, q), (long)r.Ino, r.Generation).ConfigureAwait(false)));
+        d.Register(Methods.MdsMigrateAbort, MigrateRequest.Parser, async (r, q) =>
+            new RpcResult(await ns.MigrateAbortAsync(Context(r.Caller, q), (long)r.Ino).ConfigureAwait(false)));
+        d.Register(Methods.MdsLayoutAck, LayoutAckRequest.Parser, async (r, q) =>
+        {
+            await ns.AcknowledgeLayoutAsync(Context(null, q), (long)r.Ino, r.Generation).ConfigureAwait(false);
+            return RpcResult.Empty;
+        });
+        d.Register(Methods.MdsLayoutWait, LayoutWaitRequest.Parser, (r, _) => Reply(ns.LayoutWait((long)r.Ino, r.Generation)));
+        d.Register(Methods.MdsListFiles, ListFilesRequest.Parser, async (r, _) =>
+            new RpcResult(await ns.ListFilesAsync(r.AfterIno, (int)r.Limit, r.TargetId).ConfigureAwait(false)));
+        d.Register(Methods.SetTargetState, SetTargetStateRequest.Parser, async (r, _) =>
+        {
+            if (r.Caller is null || r.Caller.Uid != 0)
+            {
+                throw new ParaFsException(Errno.EPERM, "only root may drain, retire or re-enable a target");
+            }
+
+            if (r.State is not (TargetState.Up or TargetState.Draining or TargetState.Retired))
+            {
+                throw new ParaFsException(Errno.EINVAL, $"a target can be set up, draining or retired, not {r.State}");
+            }
+
+            await mds.Targets.SetStateAsync((int)r.TargetId, r.State).ConfigureAwait(false);
+            var target = mds.Targets.Find((int)r.TargetId)!;
+            return new RpcResult(TargetRegistry.ToInfo(target, mds.Targets.Usage(target.Id)));
+        });
         d.Register(Methods.RegisterTarget, RegisterTargetRequest.Parser, async (r, q) =>
         {
             if (q.Connection.PeerHello?.Role is not (PeerRole.Ost or PeerRole.Tool))

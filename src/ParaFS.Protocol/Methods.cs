@@ -36,10 +36,19 @@ public static class Methods
     public const uint MdsGetStripe = 118;
     public const uint MdsStatFs = 119;
     public const uint MdsListTargets = 120;
+    public const uint MdsMigrateBegin = 121;
+    public const uint MdsMigrateCommit = 122;
+    public const uint MdsMigrateAbort = 123;
+    public const uint MdsLayoutAck = 124;
+    public const uint MdsLayoutWait = 125;
+    public const uint MdsListFiles = 126;
 
     // Target registration (served by the MDS; messages in targets.proto).
     public const uint RegisterTarget = 200;
     public const uint TargetHeartbeat = 201;
+
+    // Other MDS calls.
+    public const uint SetTargetState = 210;
 
     // Object operations (served by an OST; messages in ost.proto).
     public const uint OstWrite = 300;

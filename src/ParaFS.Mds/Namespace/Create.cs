@@ -114,7 +114,7 @@ public sealed partial class MdsNamespace
             tx.InsertEntry(parent, request.Name, inode.Ino);
             Touch(directory, now);
             tx.UpdateInode(directory);
-            var handle = request.Open ? _sessions.AddOpen(context.Session!, inode.Ino, request.OpenFlags).Handle : 0;
+            var handle = request.Open ? _sessions.AddOpen(context.Session!, inode.Ino, request.OpenFlags, inode.Layout?.Generation ?? 0).Handle : 0;
             return (Reply: new EntryReply { Attr = ToAttr(inode), Layout = inode.Layout, Handle = handle }, Created: true, Truncated: (InodeRecord?)null);
         }).ConfigureAwait(false);
 
@@ -147,7 +147,7 @@ public sealed partial class MdsNamespace
             throw new TruncateFirstException(ino);
         }
 
-        var handle = _sessions.AddOpen(context.Session!, inode.Ino, request.OpenFlags).Handle;
+        var handle = _sessions.AddOpen(context.Session!, inode.Ino, request.OpenFlags, inode.Layout?.Generation ?? 0).Handle;
         return (new EntryReply { Attr = ToAttr(inode), Layout = inode.Layout, Handle = handle }, false, null);
     }
 

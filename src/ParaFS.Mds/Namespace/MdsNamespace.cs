@@ -21,6 +21,9 @@ public interface INotifier
     void AttrChanged(long ino, RpcServerConnection? origin);
 
     void LayoutChanged(long ino, ulong generation, RpcServerConnection? origin);
+
+    /// <summary>Repeats a layout change to the given sessions only (those that have not acknowledged it).</summary>
+    void LayoutChanged(long ino, ulong generation, IEnumerable<ClientSession> sessions);
 }
 
 /// <summary>The calls the MDS itself makes to OSTs (truncating objects when a file shrinks).</summary>
@@ -139,11 +142,15 @@ public sealed partial class MdsNamespace
     private static void Destroy(IStoreTransaction tx, InodeRecord inode)
     {
         tx.DeleteInode(inode.Ino);
-        foreach (var o in inode.Layout?.Objects ?? [])
+        foreach (var o in AllObjects(inode.Layout))
         {
             tx.EnqueueObjectDeletion((int)o.TargetId, (long)o.ObjectId);
         }
     }
+
+    /// <summary>Every object a layout references: its own, those of a migration in progress, and those retired but not deleted yet.</summary>
+    private static IEnumerable<StripeObject> AllObjects(Layout? layout) =>
+        layout is null ? [] : layout.Objects.Concat(layout.Pending?.Objects ?? []).Concat(layout.Retired);
 
     private static void Touch(InodeRecord inode, long now, bool modified = true)
     {

@@ -50,7 +50,7 @@ public sealed partial class MdsNamespace
                 throw new ParaFsException(Errno.ENOENT, $"inode {ino} was removed");
             }
 
-            var open = _sessions.AddOpen(session, ino, flags);
+            var open = _sessions.AddOpen(session, ino, flags, current.Layout?.Generation ?? 0);
             return new OpenReply { Handle = open.Handle, Attr = ToAttr(current), Layout = current.Layout };
         }).ConfigureAwait(false);
     }
@@ -113,5 +113,5 @@ public sealed partial class MdsNamespace
     /// <summary>Re-establishes a client's session (and, after an MDS restart, its open handles).</summary>
     public ClientSession AttachSession(SessionRequest request, Protocol.Rpc.RpcServerConnection connection) =>
         _sessions.Attach(request.SessionId, request.ClientName, connection,
-            request.OpenHandles.Select(h => new OpenFile(h.Handle, (long)h.Ino, h.Flags, request.SessionId)));
+            request.OpenHandles.Select(h => (new OpenFile(h.Handle, (long)h.Ino, h.Flags, request.SessionId), h.LayoutGeneration)));
 }

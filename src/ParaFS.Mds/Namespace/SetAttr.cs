@@ -144,34 +144,59 @@ public sealed partial class MdsNamespace
     /// </summary>
     public async Task<AttrReply> TruncateAsync(long ino, long size, RpcServerConnection? origin)
     {
-        var inode = await _store.ReadAsync(tx => Require(tx, ino)).ConfigureAwait(false);
-        if (size < inode.Size && inode.Layout is { } layout)
+        // A migration's cut-over can swap the objects between the cut and the commit: then the new
+        // objects are cut too, before the size is committed.
+        for (var attempt = 0; ; attempt++)
         {
-            var map = new StripeMap((int)layout.StripeSize, (int)layout.StripeCount);
-            var cuts = layout.Objects
-                .Select((o, index) => (Object: o, Now: map.ObjectSize(index, inode.Size), After: map.ObjectSize(index, size)))
-                .Where(c => c.After < c.Now)
-                .Select(c => _truncator.TruncateAsync(c.Object, c.After, CancellationToken.None));
-            try
+            var inode = await _store.ReadAsync(tx => Require(tx, ino)).ConfigureAwait(false);
+            var cutGeneration = inode.Layout?.Generation ?? 0;
+            if (size < inode.Size && inode.Layout is { } layout)
             {
-                await Task.WhenAll(cuts).ConfigureAwait(false);
+                var map = new StripeMap((int)layout.StripeSize, (int)layout.StripeCount);
+                var cuts = layout.Objects
+                    .Select((o, index) => (Object: o, Now: map.ObjectSize(index, inode.Size), After: map.ObjectSize(index, size)))
+                    .Where(c => c.After < c.Now)
+                    .Select(c => _truncator.TruncateAsync(c.Object, c.After, CancellationToken.None));
+                try
+                {
+                    await Task.WhenAll(cuts).ConfigureAwait(false);
+                }
+                catch (ParaFsException e)
+                {
+                    throw new ParaFsException(Errno.EIO, $"cannot truncate inode {ino} to {size} bytes: {e.Message}", e);
+                }
             }
-            catch (ParaFsException e)
-            {
-                throw new ParaFsException(Errno.EIO, $"cannot truncate inode {ino} to {size} bytes: {e.Message}", e);
-            }
-        }
 
-        var reply = await _store.WriteAsync(tx =>
-        {
-            var current = Require(tx, ino);
-            current.Size = size;
-            Touch(current, NowNs());
-            tx.UpdateInode(current);
-            return new AttrReply { Attr = ToAttr(current), Layout = current.Layout };
-        }).ConfigureAwait(false);
-        _notifier.AttrChanged(ino, origin);
-        return reply;
+            var (reply, aborted) = await _store.WriteAsync(tx =>
+            {
+                var current = Require(tx, ino);
+                if (size < current.Size && (current.Layout?.Generation ?? 0) != cutGeneration && attempt < 5)
+                {
+                    return ((AttrReply?)null, false);
+                }
+
+                // A shrinking truncate during a migration abandons the copy (it may have copied bytes
+                // past the new size); the mover starts over with a fresh pending layout.
+                var aborted = size < current.Size && AbortPending(current);
+                current.Size = size;
+                Touch(current, NowNs());
+                tx.UpdateInode(current);
+                return (new AttrReply { Attr = ToAttr(current), Layout = current.Layout }, aborted);
+            }).ConfigureAwait(false);
+            if (reply is null)
+            {
+                continue;
+            }
+
+            if (aborted)
+            {
+                _retiring[ino] = 0;
+                _notifier.LayoutChanged(ino, reply.Layout.Generation, origin: null);
+            }
+
+            _notifier.AttrChanged(ino, origin);
+            return reply;
+        }
     }
 
     /// <summary>Size extensions reported by writers: the larger size wins; mtime moves forward.</summary>

@@ -49,6 +49,11 @@ public sealed partial class MdsNamespace
                     }
 
                     var old = inode.Layout ?? new Layout();
+                    if (old.Pending is not null || old.Retired.Count > 0)
+                    {
+                        throw new ParaFsException(Errno.EBUSY, $"inode {ino} is being migrated; its layout changes when that ends");
+                    }
+
                     var fresh = _allocator.Allocate(
                         new LayoutPolicy
                         {

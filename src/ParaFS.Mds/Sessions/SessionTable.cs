@@ -18,6 +18,9 @@ public sealed class ClientSession(ulong id, string clientName)
     public long DisconnectedAtMs { get; set; }
 
     public Dictionary<ulong, OpenFile> Opens { get; } = [];
+
+    /// <summary>Per inode, the newest layout generation this client has acknowledged (or was given at open).</summary>
+    public Dictionary<long, ulong> LayoutSeen { get; } = [];
 }
 
 /// <summary>
@@ -43,7 +46,7 @@ public sealed class SessionTable
     public ulong NewId() => (ulong)Interlocked.Increment(ref _lastId);
 
     /// <summary>Creates a session, or takes back an existing one when its client reconnects.</summary>
-    public ClientSession Attach(ulong requestedId, string clientName, RpcServerConnection connection, IEnumerable<OpenFile> handles)
+    public ClientSession Attach(ulong requestedId, string clientName, RpcServerConnection connection, IEnumerable<(OpenFile Open, ulong LayoutGeneration)> handles)
     {
         lock (_lock)
         {
@@ -55,12 +58,14 @@ public sealed class SessionTable
 
             session.Connection = connection;
             session.DisconnectedAtMs = 0;
-            foreach (var open in handles)
+            foreach (var (open, generation) in handles)
             {
                 if (!_handles.ContainsKey(open.Handle))
                 {
                     AddOpenLocked(session, open with { SessionId = session.Id });
                 }
+
+                SeenLocked(session, open.Ino, generation);
             }
 
             connection.State = session;
@@ -80,13 +85,36 @@ public sealed class SessionTable
         }
     }
 
-    public OpenFile AddOpen(ClientSession session, long ino, uint flags)
+    /// <summary>Registers an open handle; <paramref name="layoutGeneration"/> is the layout the open's reply carries.</summary>
+    public OpenFile AddOpen(ClientSession session, long ino, uint flags, ulong layoutGeneration)
     {
         lock (_lock)
         {
             var open = new OpenFile(NewId(), ino, flags, session.Id);
             AddOpenLocked(session, open);
+            SeenLocked(session, ino, layoutGeneration);
             return open;
+        }
+    }
+
+    /// <summary>A client says it does its I/O on <paramref name="ino"/> with <paramref name="generation"/> now.</summary>
+    public void AcknowledgeLayout(ClientSession session, long ino, ulong generation)
+    {
+        lock (_lock)
+        {
+            SeenLocked(session, ino, generation);
+        }
+    }
+
+    /// <summary>
+    /// Sessions that hold <paramref name="ino"/> open and have not acknowledged
+    /// <paramref name="generation"/>. A session whose client is gone counts until its lease ends.
+    /// </summary>
+    public IReadOnlyList<ClientSession> NotAcknowledged(long ino, ulong generation)
+    {
+        lock (_lock)
+        {
+            return [.. _sessions.Values.Where(s => s.Opens.Values.Any(o => o.Ino == ino) && s.LayoutSeen.GetValueOrDefault(ino) < generation)];
         }
     }
 
@@ -103,6 +131,10 @@ public sealed class SessionTable
             if (_sessions.TryGetValue(open.SessionId, out var session))
             {
                 session.Opens.Remove(handle);
+                if (!session.Opens.Values.Any(o => o.Ino == open.Ino))
+                {
+                    session.LayoutSeen.Remove(open.Ino);
+                }
             }
 
             return (open, DecrementLocked(open.Ino));
@@ -159,6 +191,14 @@ public sealed class SessionTable
         lock (_lock)
         {
             return [.. _sessions.Values.Select(s => s.Connection).OfType<RpcServerConnection>().Where(c => c != except && !c.IsClosed)];
+        }
+    }
+
+    private static void SeenLocked(ClientSession session, long ino, ulong generation)
+    {
+        if (generation > session.LayoutSeen.GetValueOrDefault(ino))
+        {
+            session.LayoutSeen[ino] = generation;
         }
     }
 
