@@ -13,6 +13,8 @@ return args switch
     ["df", .. var rest] => await ParaFS.Cli.Tools.TargetCommands.DfAsync(rest),
     ["targets", .. var rest] => await ParaFS.Cli.Tools.TargetCommands.TargetsAsync(rest),
     ["find", .. var rest] => await ParaFS.Cli.Tools.FindCommand.RunAsync(rest),
+    ["migrate", .. var rest] => await ParaFS.Cli.Tools.MigrateCommand.RunAsync(rest),
+    ["drain", .. var rest] => await ParaFS.Cli.Tools.DrainCommand.RunAsync(rest),
     ["--version"] => Version(),
     _ => Usage.Print(args),
 };

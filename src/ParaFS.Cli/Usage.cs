@@ -20,6 +20,8 @@ internal static class Usage
           df         [-h] [--json] [PATH]
           targets    [--json] [PATH]
           find       PATH [--pool POOL] [--target N]
+          migrate    [-p POOL] [-c COUNT] [-S SIZE] [-r] [--throttle MB/s] [--json] PATH...   (online)
+          drain      TARGET [-p POOL] [--throttle MB/s] [--json]                               (online)
 
         Run `parafs VERB --help` for a verb's options.
         """;

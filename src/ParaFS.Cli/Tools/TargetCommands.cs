@@ -17,8 +17,9 @@ internal static class TargetCommands
     public const string TargetsHelp = """
         usage: parafs targets [--json] [--mds HOST:PORT] [PATH]
 
-        Every target: id, address, pool, state (up, down, draining, retired), seconds since its
-        last heartbeat, load (operations per second and requests in flight) and use%.
+        Every target: id, address, pool, state (up, down, draining with the objects still on it,
+        retired), seconds since its last heartbeat, load (operations per second and requests in
+        flight), objects and use%.
         """;
 
     public static Task<int> DfAsync(string[] argv) => ToolSession.RunAsync("df", DfHelp, argv, async () =>
@@ -92,7 +93,7 @@ internal static class TargetCommands
                 t.Address,
                 t.Pool,
                 t.Backend,
-                State(t.State),
+                t.State == TargetState.Draining ? $"draining ({t.Usage.Objects} objects left)" : State(t.State),
                 $"{Math.Max(0, now - t.LastHeartbeatMs) / 1000.0:0.0}s ago",
                 t.Usage.OpsPerSecond.ToString("0", CultureInfo.InvariantCulture),
                 t.Usage.InFlight.ToString(CultureInfo.InvariantCulture),
