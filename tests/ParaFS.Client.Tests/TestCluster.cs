@@ -13,7 +13,7 @@ namespace ParaFS.Client.Tests;
 public sealed class TestCluster : IAsyncDisposable
 {
     private readonly List<OstServer?> _osts = [];
-    private readonly List<(string Data, string Listen)> _ostSpecs = [];
+    private readonly List<(string Data, string Listen, string Pool)> _ostSpecs = [];
 
     private TestCluster(string root, MdsServer mds)
     {
@@ -29,7 +29,8 @@ public sealed class TestCluster : IAsyncDisposable
 
     public static readonly Caller RootCaller = new();
 
-    public static async Task<TestCluster> StartAsync(int targets = 4)
+    /// <summary>Starts an MDS and <paramref name="targets"/> OSTs, in pool "default" unless <paramref name="poolOf"/> names each one's pool.</summary>
+    public static async Task<TestCluster> StartAsync(int targets = 4, Func<int, string>? poolOf = null)
     {
         var root = Path.Combine(Path.GetTempPath(), $"parafs-cluster-{Guid.NewGuid():N}");
         var mds = await MdsServer.StartAsync(new MdsOptions
@@ -41,7 +42,7 @@ public sealed class TestCluster : IAsyncDisposable
         var cluster = new TestCluster(root, mds);
         for (var i = 0; i < targets; i++)
         {
-            cluster._ostSpecs.Add((Path.Combine(root, $"ost{i}"), $"127.0.0.1:{ParafsProcess.FreePort()}"));
+            cluster._ostSpecs.Add((Path.Combine(root, $"ost{i}"), $"127.0.0.1:{ParafsProcess.FreePort()}", poolOf?.Invoke(i) ?? "default"));
             cluster._osts.Add(null);
             await cluster.StartOstAsync(i);
         }
@@ -51,13 +52,13 @@ public sealed class TestCluster : IAsyncDisposable
 
     public async Task StartOstAsync(int index)
     {
-        var (data, listen) = _ostSpecs[index];
+        var (data, listen, pool) = _ostSpecs[index];
         var ost = new OstServer(new OstOptions
         {
             DataDirectory = data,
             Listen = RpcEndpoint.Parse(listen),
             Mds = MdsEndpoint,
-            Pool = "default",
+            Pool = pool,
         });
         await ost.StartAsync();
         _osts[index] = ost;

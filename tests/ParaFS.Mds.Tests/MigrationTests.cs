@@ -1,0 +1,172 @@
+using ParaFS.Common;
+using ParaFS.Protocol;
+using ParaFS.Protocol.Mds;
+using ParaFS.Protocol.Rpc;
+
+namespace ParaFS.Mds.Tests;
+
+/// <summary>The MDS's part of migration: pending layouts, generations, acknowledgements, cut-over, abort, retired objects, draining targets.</summary>
+public sealed class MigrationTests
+{
+    private const ulong Root = 1;
+
+    private static MigrateRequest Begin(ulong ino, string pool) => new() { Caller = new Caller(), Ino = ino, Policy = new LayoutPolicy { Pool = pool } };
+
+    private static async Task<(MdsFixture Mds, List<FakeOst> A, List<FakeOst> B)> StartAsync()
+    {
+        var mds = await MdsFixture.StartAsync();
+        var a = await mds.AddTargetsAsync(2, "a");
+        var b = await mds.AddTargetsAsync(2, "b");
+        await using var client = await mds.ClientAsync();
+        await client.CallAsync(Methods.MdsSetStripe, new SetStripeRequest { Caller = client.Caller, Ino = Root, Policy = new LayoutPolicy { Pool = "a", StripeCount = 2 } }, GetStripeReply.Parser);
+        return (mds, a, b);
+    }
+
+    private static async Task<ulong> FileInPoolAAsync(TestClient client, string name)
+    {
+        var attr = await client.CreateAsync(Root, name);
+        await client.CallAsync(Methods.MdsReportSize, new SizeReportRequest { Reports = { new SizeReport { Ino = attr.Ino, Size = 5_000_000 } } });
+        return attr.Ino;
+    }
+
+    [Fact]
+    public async Task Begin_adds_a_pending_layout_on_the_new_pool_and_is_resumable()
+    {
+        var (mds, a, b) = await StartAsync();
+        await using var _ = mds;
+        await using var client = await mds.ClientAsync();
+        var ino = await FileInPoolAAsync(client, "f");
+        var before = (await client.CallAsync(Methods.MdsGetStripe, new GetStripeRequest { Ino = ino }, GetStripeReply.Parser)).Layout;
+
+        var begun = (await client.CallAsync(Methods.MdsMigrateBegin, Begin(ino, "b"), GetStripeReply.Parser)).Layout;
+        Assert.Equal(before.Generation + 1, begun.Generation);
+        Assert.Equal(before.Objects, begun.Objects);
+        Assert.Equal("b", begun.Pending.Pool);
+        Assert.Equal(2, begun.Pending.Objects.Count);
+        Assert.All(begun.Pending.Objects, o => Assert.Contains(o.TargetId, b.Select(t => t.TargetId)));
+
+        // Again (a mover restarted): the same pending layout, no new generation.
+        var again = (await client.CallAsync(Methods.MdsMigrateBegin, Begin(ino, "b"), GetStripeReply.Parser)).Layout;
+        Assert.Equal(begun, again);
+
+        // Another pool while one migration runs: EBUSY, nothing changed.
+        var busy = await Assert.ThrowsAsync<RpcException>(() => client.CallAsync(Methods.MdsMigrateBegin, Begin(ino, "a"), GetStripeReply.Parser));
+        Assert.Equal(Errno.EBUSY, busy.Errno);
+        Assert.Equal(begun, (await client.CallAsync(Methods.MdsGetStripe, new GetStripeRequest { Ino = ino }, GetStripeReply.Parser)).Layout);
+        Assert.Empty(a.Concat(b).SelectMany(t => t.Deletes));
+    }
+
+    [Fact]
+    public async Task Commit_waits_for_open_holders_and_old_objects_go_only_after_every_holder_moved_on()
+    {
+        var (mds, a, _) = await StartAsync();
+        await using var _ = mds;
+        await using var mover = await mds.ClientAsync();
+        await using var holder = await mds.ClientAsync();
+        var ino = await FileInPoolAAsync(mover, "held");
+        var open = await holder.OpenAsync(ino, 2);
+        var begun = (await mover.CallAsync(Methods.MdsMigrateBegin, Begin(ino, "b"), GetStripeReply.Parser)).Layout;
+
+        // The holder has not switched: the mover is told to wait, and a commit is refused.
+        Assert.Equal(1u, (await mover.CallAsync(Methods.MdsLayoutWait, new LayoutWaitRequest { Ino = ino, Generation = begun.Generation }, LayoutWaitReply.Parser)).WaitingSessions);
+        var early = await Assert.ThrowsAsync<RpcException>(() => mover.CallAsync(Methods.MdsMigrateCommit, new MigrateRequest { Caller = new Caller(), Ino = ino, Generation = begun.Generation }, GetStripeReply.Parser));
+        Assert.Equal(Errno.EAGAIN, early.Errno);
+
+        await holder.CallAsync(Methods.MdsLayoutAck, new LayoutAckRequest { Ino = ino, Generation = begun.Generation });
+        Assert.Equal(0u, (await mover.CallAsync(Methods.MdsLayoutWait, new LayoutWaitRequest { Ino = ino, Generation = begun.Generation }, LayoutWaitReply.Parser)).WaitingSessions);
+        var committed = (await mover.CallAsync(Methods.MdsMigrateCommit, new MigrateRequest { Caller = new Caller(), Ino = ino, Generation = begun.Generation }, GetStripeReply.Parser)).Layout;
+        Assert.Equal(begun.Generation + 1, committed.Generation);
+        Assert.Equal(begun.Pending.Objects, committed.Objects);
+        Assert.Null(committed.Pending);
+        Assert.Equal(begun.Objects, committed.Retired);
+
+        // The holder still writes with the old generation: its old objects must stay.
+        await mds.Server.Namespace.ReleaseRetiredAsync();
+        await mds.Server.DrainDeletionsAsync();
+        Assert.Empty(a.SelectMany(t => t.Deletes));
+
+        await holder.CallAsync(Methods.MdsLayoutAck, new LayoutAckRequest { Ino = ino, Generation = committed.Generation });
+        await mds.Server.DrainDeletionsAsync();
+        Assert.Equal(begun.Objects.Select(o => o.ObjectId).Order(), a.SelectMany(t => t.Deletes).Order());
+        Assert.Empty((await mover.CallAsync(Methods.MdsGetStripe, new GetStripeRequest { Ino = ino }, GetStripeReply.Parser)).Layout.Retired);
+        await holder.CloseAsync(open.Handle);
+    }
+
+    [Fact]
+    public async Task Abort_keeps_the_old_layout_and_retires_the_new_objects()
+    {
+        var (mds, _, b) = await StartAsync();
+        await using var _ = mds;
+        await using var client = await mds.ClientAsync();
+        var ino = await FileInPoolAAsync(client, "f");
+        var begun = (await client.CallAsync(Methods.MdsMigrateBegin, Begin(ino, "b"), GetStripeReply.Parser)).Layout;
+        var aborted = (await client.CallAsync(Methods.MdsMigrateAbort, new MigrateRequest { Caller = new Caller(), Ino = ino }, GetStripeReply.Parser)).Layout;
+        Assert.Equal("a", aborted.Pool);
+        Assert.Equal(begun.Objects, aborted.Objects);
+        Assert.Null(aborted.Pending);
+        Assert.Equal(begun.Generation + 1, aborted.Generation);
+
+        // A commit of the aborted copy is refused; nobody holds the file, so the new objects go.
+        var stale = await Assert.ThrowsAsync<RpcException>(() => client.CallAsync(Methods.MdsMigrateCommit, new MigrateRequest { Caller = new Caller(), Ino = ino, Generation = begun.Generation }, GetStripeReply.Parser));
+        Assert.Equal(Errno.EAGAIN, stale.Errno);
+        await mds.Server.Namespace.ReleaseRetiredAsync();
+        await mds.Server.DrainDeletionsAsync();
+        Assert.Equal(begun.Pending.Objects.Select(o => o.ObjectId).Order(), b.SelectMany(t => t.Deletes).Order());
+    }
+
+    [Fact]
+    public async Task A_shrinking_truncate_during_a_migration_abandons_the_copy()
+    {
+        var (mds, a, _) = await StartAsync();
+        await using var _ = mds;
+        await using var client = await mds.ClientAsync();
+        var ino = await FileInPoolAAsync(client, "f");
+        var begun = (await client.CallAsync(Methods.MdsMigrateBegin, Begin(ino, "b"), GetStripeReply.Parser)).Layout;
+        var truncated = await client.SetAttrAsync(new SetAttrRequest { Ino = ino, Valid = (uint)SetAttrField.Size, Size = 1000 });
+        Assert.Null(truncated.Layout.Pending);
+        Assert.Equal(begun.Pending.Objects, truncated.Layout.Retired);
+        Assert.NotEmpty(a.SelectMany(t => t.Truncates));
+        var refused = await Assert.ThrowsAsync<RpcException>(() => client.CallAsync(Methods.MdsMigrateCommit, new MigrateRequest { Caller = new Caller(), Ino = ino, Generation = begun.Generation }, GetStripeReply.Parser));
+        Assert.Equal(Errno.EAGAIN, refused.Errno);
+    }
+
+    [Fact]
+    public async Task Unlinking_a_migrating_file_deletes_the_objects_of_both_layouts()
+    {
+        var (mds, a, b) = await StartAsync();
+        await using var _ = mds;
+        await using var client = await mds.ClientAsync();
+        var ino = await FileInPoolAAsync(client, "f");
+        var begun = (await client.CallAsync(Methods.MdsMigrateBegin, Begin(ino, "b"), GetStripeReply.Parser)).Layout;
+        await client.UnlinkAsync(Root, "f");
+        await mds.Server.DrainDeletionsAsync();
+        Assert.Equal(begun.Objects.Concat(begun.Pending.Objects).Select(o => o.ObjectId).Order(), a.Concat(b).SelectMany(t => t.Deletes).Order());
+    }
+
+    [Fact]
+    public async Task A_draining_target_gets_no_new_stripes_and_only_root_drains()
+    {
+        var (mds, a, _) = await StartAsync();
+        await using var _ = mds;
+        await using var client = await mds.ClientAsync();
+        var denied = await Assert.ThrowsAsync<RpcException>(() => client.CallAsync(Methods.SetTargetState, new SetTargetStateRequest { Caller = new Caller { Uid = 1000, Gid = 1000 }, TargetId = a[0].TargetId, State = TargetState.Draining }, TargetInfo.Parser));
+        Assert.Equal(Errno.EPERM, denied.Errno);
+        var info = await client.CallAsync(Methods.SetTargetState, new SetTargetStateRequest { Caller = new Caller(), TargetId = a[0].TargetId, State = TargetState.Draining }, TargetInfo.Parser);
+        Assert.Equal(TargetState.Draining, info.State);
+
+        // Heartbeats keep it draining; new files in its pool all go to the other target.
+        await a[0].HeartbeatAsync();
+        for (var i = 0; i < 10; i++)
+        {
+            var ino = await FileInPoolAAsync(client, $"n{i}");
+            var layout = (await client.CallAsync(Methods.MdsGetStripe, new GetStripeRequest { Ino = ino }, GetStripeReply.Parser)).Layout;
+            Assert.Equal([a[1].TargetId], layout.Objects.Select(o => o.TargetId));
+        }
+
+        // ListFiles finds what is left on a target.
+        var listed = await client.CallAsync(Methods.MdsListFiles, new ListFilesRequest { Limit = 100, TargetId = a[0].TargetId }, ListFilesReply.Parser);
+        Assert.Empty(listed.Files);
+        var all = await client.CallAsync(Methods.MdsListFiles, new ListFilesRequest { Limit = 100 }, ListFilesReply.Parser);
+        Assert.Equal(10, all.Files.Count);
+    }
+}
