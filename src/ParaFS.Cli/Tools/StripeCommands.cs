@@ -23,7 +23,8 @@ internal static class StripeCommands
         usage: parafs getstripe [--json] [--mds HOST:PORT] PATH...
 
         Shows each file's layout (stripe size, count, pool, generation, and which object on which
-        target holds each stripe) and each directory's default layout.
+        target holds each stripe; a migration in progress and old objects awaiting deletion) and
+        each directory's default layout.
         """;
 
     public static Task<int> SetAsync(string[] argv) => ToolSession.RunAsync("setstripe", SetHelp, argv, async () =>
@@ -112,6 +113,15 @@ internal static class StripeCommands
                 }
 
                 table.Write(Console.Out);
+                if (layout.Pending is { } pending)
+                {
+                    Console.WriteLine($"migrating to: pool {Pool(pending.Pool)}, stripe_count {pending.StripeCount}, stripe_size {pending.StripeSize}, targets {string.Join(',', pending.Objects.Select(o => o.TargetId))} (writes go to both)");
+                }
+
+                if (layout.Retired.Count > 0)
+                {
+                    Console.WriteLine($"old objects awaiting deletion: {layout.Retired.Count} on targets {string.Join(',', layout.Retired.Select(o => o.TargetId).Distinct())}");
+                }
             }
 
             if (reply.Policy is { } policy)
@@ -140,6 +150,14 @@ internal static class StripeCommands
             l.Pool,
             l.Generation,
             Objects = l.Objects.Select(o => new { Target = o.TargetId, Object = o.ObjectId, targets.GetValueOrDefault(o.TargetId)?.Address }).ToList(),
+            MigratingTo = l.Pending is { } m ? new
+            {
+                m.Pool,
+                m.StripeSize,
+                m.StripeCount,
+                Objects = m.Objects.Select(o => new { Target = o.TargetId, Object = o.ObjectId }).ToList(),
+            } : null,
+            RetiredObjects = l.Retired.Select(o => new { Target = o.TargetId, Object = o.ObjectId }).ToList(),
         } : null,
         Default = reply.Policy is { } p ? new { p.StripeSize, p.StripeCount, p.Pool } : null,
     };
