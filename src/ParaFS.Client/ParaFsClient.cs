@@ -120,14 +120,19 @@ public sealed partial class ParaFsClient : IAsyncDisposable
             case Methods.PushLayoutChanged:
                 var layout = push.ParseMessage(LayoutChanged.Parser);
                 _cache.DropAttr(layout.Ino);
-                var stale = false;
-                foreach (var handle in _open.Values.Where(h => h.Ino == layout.Ino && h.Layout.Generation < layout.Generation))
+                var holding = false;
+                foreach (var handle in _open.Values.Where(h => h.Ino == layout.Ino))
                 {
-                    handle.LayoutStale = true;
-                    stale = true;
+                    holding = true;
+                    if (handle.Layout.Generation < layout.Generation)
+                    {
+                        handle.LayoutStale = true;
+                    }
                 }
 
-                if (stale)
+                // Acknowledged even when an I/O already fetched the new layout: the MDS asks only
+                // until this session says so (it repeats the callback while a mover waits).
+                if (holding)
                 {
                     _ = SwitchLayoutAsync(layout.Ino);
                 }

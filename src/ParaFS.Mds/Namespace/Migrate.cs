@@ -193,39 +193,39 @@ public sealed partial class MdsNamespace
         return _retiring.Count;
     }
 
-    /// <summary>Queues for deletion the retired objects nobody can still write to. Called periodically and on acknowledgements.</summary>
+    /// <summary>
+    /// Queues for deletion the retired objects nobody can still write to. Called every second and
+    /// on acknowledgements: a read finds what can go, then one transaction (one fsync) releases
+    /// all of it, so a large migration does not queue a commit per file behind clients' fsyncs.
+    /// </summary>
     public async Task<int> ReleaseRetiredAsync(long? only = null)
     {
-        var released = 0;
-        foreach (var ino in only is { } one ? [one] : _retiring.Keys.ToList())
+        var candidates = only is { } one ? [one] : _retiring.Keys.ToList();
+        if (candidates.Count == 0)
         {
-            var done = await _store.WriteAsync(tx =>
-            {
-                if (tx.GetInode(ino) is not { Layout: { } layout } inode || layout.Retired.Count == 0)
-                {
-                    return (Done: true, Count: 0);
-                }
+            return 0;
+        }
 
-                if (_sessions.NotAcknowledged(ino, layout.Generation).Count > 0)
-                {
-                    return (Done: false, Count: 0);
-                }
+        var ready = await _store.ReadAsync(tx => candidates
+            .Select(ino => (Ino: ino, Layout: tx.GetInode(ino)?.Layout))
+            .Where(c => c.Layout is null || c.Layout.Retired.Count == 0 || _sessions.NotAcknowledged(c.Ino, c.Layout.Generation).Count == 0)
+            .Select(c => c.Ino)
+            .ToList()).ConfigureAwait(false);
+        if (ready.Count == 0)
+        {
+            return 0;
+        }
 
-                foreach (var o in layout.Retired)
-                {
-                    tx.EnqueueObjectDeletion((int)o.TargetId, (long)o.ObjectId);
-                }
-
-                var count = layout.Retired.Count;
-                layout.Retired.Clear();
-                tx.UpdateInode(inode);
-                return (Done: true, Count: count);
-            }).ConfigureAwait(false);
-            if (done.Done)
-            {
-                _retiring.TryRemove(ino, out _);
-                released += done.Count;
-            }
+        int released;
+        try
+        {
+            released = await ReleaseAsync(ready).ConfigureAwait(false);
+        }
+        catch
+        {
+            // Rolled back: the entries removed inside the transaction must come back.
+            ready.ForEach(ino => _retiring[ino] = 0);
+            throw;
         }
 
         if (released > 0)
@@ -235,6 +235,40 @@ public sealed partial class MdsNamespace
 
         return released;
     }
+
+    private Task<int> ReleaseAsync(List<long> ready) => _store.WriteAsync(tx =>
+    {
+        var count = 0;
+        foreach (var ino in ready)
+        {
+            // Checked again inside the transaction: a migration may have begun meanwhile. The
+            // set entry goes inside the transaction too, so a cut-over committed after it
+            // (which adds the entry back after its own transaction) is never forgotten.
+            if (tx.GetInode(ino) is not { Layout: { } layout } inode || layout.Retired.Count == 0)
+            {
+                _retiring.TryRemove(ino, out _);
+                continue;
+            }
+
+            if (_sessions.NotAcknowledged(ino, layout.Generation).Count > 0)
+            {
+                continue;
+            }
+
+            _retiring.TryRemove(ino, out _);
+
+            foreach (var o in layout.Retired)
+            {
+                tx.EnqueueObjectDeletion((int)o.TargetId, (long)o.ObjectId);
+            }
+
+            count += layout.Retired.Count;
+            layout.Retired.Clear();
+            tx.UpdateInode(inode);
+        }
+
+        return count;
+    });
 
     /// <summary>Moves a pending layout's objects to the retired list (generation + 1); false when nothing migrates.</summary>
     private static bool AbortPending(InodeRecord inode)
