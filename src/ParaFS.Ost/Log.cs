@@ -43,4 +43,16 @@ internal static partial class Log
 
     [LoggerMessage(311, LogLevel.Warning, "heartbeat loop of target {TargetId} failed; retrying")]
     public static partial void HeartbeatLoopFailed(ILogger logger, uint targetId, Exception exception);
+
+    [LoggerMessage(313, LogLevel.Information, "formatted {Device} as a block store for {Label}: {Chunks} chunks of {ChunkSize} bytes")]
+    public static partial void BlockFormatted(ILogger logger, string device, string label, long chunks, int chunkSize);
+
+    [LoggerMessage(314, LogLevel.Information, "block store on {Device} ({Label}): {Objects} objects, {Used} of {Chunks} chunks in use, {Replayed} journal blocks replayed")]
+    public static partial void BlockOpened(ILogger logger, string device, string label, int objects, long used, long chunks, long replayed);
+
+    [LoggerMessage(315, LogLevel.Error, "block store on {Device}: {Problem} (run parafs ost fsck)")]
+    public static partial void BlockProblem(ILogger logger, string device, string problem);
+
+    [LoggerMessage(316, LogLevel.Error, "block store on {Device}: writing its metadata failed, will retry: {Reason}")]
+    public static partial void BlockFlushFailed(ILogger logger, string device, string reason);
 }

@@ -17,6 +17,9 @@ public static partial class Libc
     /// <summary>linux/falloc.h: leave the file size alone (required with PUNCH_HOLE).</summary>
     public const int FallocFlKeepSize = 0x01;
 
+    /// <summary>linux/falloc.h: the range reads as zeros afterwards (the file system may keep it allocated).</summary>
+    public const int FallocFlZeroRange = 0x10;
+
     /// <summary>fcntl.h: resolve the path relative to the current directory.</summary>
     public const int AtFdCwd = -100;
 
@@ -39,6 +42,9 @@ public static partial class Libc
     private const int ORdOnly = 0;
     private const int ODirectory = 0x10000;
     private const int OCloExec = 0x80000;
+    private const int ORdWr = 2;
+    private const int ODirect = 0x4000;
+    private const int SeekEnd = 2;
 
     /// <summary>open(2) by path with flags and mode; returns a descriptor or -1.</summary>
     [LibraryImport(Library, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
@@ -142,6 +148,36 @@ public static partial class Libc
 
     [LibraryImport(Library, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Open(string path, int flags);
+
+    /// <summary>pread(2) on an open handle; with O_DIRECT the buffer, offset and count must be block aligned.</summary>
+    [LibraryImport(Library, EntryPoint = "pread", SetLastError = true)]
+    public static partial nint PreadHandle(SafeFileHandle fd, Span<byte> buffer, nint count, long offset);
+
+    /// <summary>pwrite(2) on an open handle; with O_DIRECT the buffer, offset and count must be block aligned.</summary>
+    [LibraryImport(Library, EntryPoint = "pwrite", SetLastError = true)]
+    public static partial nint PwriteHandle(SafeFileHandle fd, ReadOnlySpan<byte> buffer, nint count, long offset);
+
+    [LibraryImport(Library, EntryPoint = "lseek", SetLastError = true)]
+    private static partial long Lseek(SafeFileHandle fd, long offset, int whence);
+
+    /// <summary>Opens a file or block device for reading and writing with O_DIRECT (no page cache), for the block store.</summary>
+    public static SafeFileHandle OpenDirect(string path)
+    {
+        var fd = Open(path, ORdWr | ODirect | OCloExec);
+        if (fd < 0)
+        {
+            throw Failure(LastErrno, $"cannot open {path} for direct I/O");
+        }
+
+        return new SafeFileHandle(fd, ownsHandle: true);
+    }
+
+    /// <summary>The size of an open file or block device (lseek to its end; works where st_size does not, on block devices).</summary>
+    public static long SizeOf(SafeFileHandle fd, string what)
+    {
+        var size = Lseek(fd, 0, SeekEnd);
+        return size >= 0 ? size : throw Failure(LastErrno, $"cannot find the size of {what}");
+    }
 
     /// <summary>Opens a directory read-only, for fsync; .NET's file APIs refuse directories.</summary>
     public static SafeFileHandle OpenDirectory(string path)
