@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using ParaFS.Ost;
+using ParaFS.Ost.Backends;
 using ParaFS.Ost.Backends.Dir;
 using ParaFS.Protocol.Rpc;
 
@@ -13,6 +14,8 @@ internal static class OstCommand
 {
     public const string Help = """
         usage: parafs ost --data DIR --listen HOST:PORT --mds HOST:PORT --pool NAME [options]
+               parafs ost --backend block:PATH --listen HOST:PORT --mds HOST:PORT --pool NAME [options]
+               parafs ost fsck --backend block:PATH
 
         Serves the objects (file stripes) of one target. The first start registers with the MDS,
         which assigns the target id, and formats DIR; later starts check DIR belongs to the file
@@ -24,7 +27,14 @@ internal static class OstCommand
           --listen HOST:PORT    where clients connect (unix:/path for a Unix socket)
           --mds HOST:PORT       the metadata server to register with and heartbeat to
           --pool NAME           the pool this target belongs to (e.g. the array's vendor)
-          --backend dir         how objects are kept: dir (files under DIR; the only one so far)
+          --backend KIND        how objects are kept:
+                                  dir (default) or dir:DIR   files under DIR
+                                  block:PATH                 directly on a file or block device (O_DIRECT),
+                                                             with its own index and journal; PATH is
+                                                             formatted on the first start (it must be
+                                                             blank or this target's); no --data needed
+                                  nvme-tcp://HOST:PORT/NQN[/NSID]  on an NVMe namespace through ParaFS's
+                                                             own NVMe/TCP host (no kernel initiator)
           --advertise HOST:PORT the address clients are told (default: the listen address)
           --open-objects N      object files kept open at once (default 1024)
           --config FILE         settings as JSON ({"data": "...", "pool": "..."})
@@ -33,10 +43,19 @@ internal static class OstCommand
         Every option can also come from the environment: PARAFS_DATA, PARAFS_LISTEN, PARAFS_MDS,
         PARAFS_POOL, PARAFS_BACKEND, ... Exit status: 0 after a clean stop, 1 when it cannot start
         (e.g. DIR belongs to another file system), 2 on a usage error.
+
+        parafs ost fsck --backend block:PATH (the OST stopped) checks a block store offline: its
+        superblock, checkpoint and journal checksums, chunks held twice or outside the device, and
+        chunks leaked past an object's end. Exit status 0 when sound, 1 when not.
         """;
 
     public static async Task<int> RunAsync(string[] args)
     {
+        if (args is ["fsck", .. var rest])
+        {
+            return await OstFsck.RunAsync(rest).ConfigureAwait(false);
+        }
+
         if (Daemon.WantsHelp(args))
         {
             await Console.Out.WriteLineAsync(Help).ConfigureAwait(false);
@@ -51,18 +70,23 @@ internal static class OstCommand
         var builder = Daemon.CreateBuilder(args);
         var configuration = builder.Configuration;
         var backend = configuration["backend"] ?? DirBackend.BackendName;
-        if (backend != DirBackend.BackendName)
+        BackendSpec spec;
+        try
         {
-            throw new UsageException($"parafs ost: --backend {backend} is not available; this build has: {DirBackend.BackendName}");
+            spec = BackendSpec.Parse(backend, configuration["data"] is { } d ? Path.GetFullPath(d) : null);
+        }
+        catch (ParaFS.Common.ParaFsException e)
+        {
+            throw new UsageException($"parafs ost: {e.Message}");
         }
 
         var options = new OstOptions
         {
-            DataDirectory = Path.GetFullPath(Daemon.Require(configuration, "data", "ost")),
+            DataDirectory = spec.IsDirectory ? Path.GetFullPath(spec.Location) : spec.Location,
             Listen = Endpoint(configuration, "listen"),
             Mds = Endpoint(configuration, "mds"),
             Pool = Daemon.Require(configuration, "pool", "ost"),
-            Backend = backend,
+            Backend = spec.IsDirectory ? DirBackend.BackendName : backend,
             Advertise = configuration["advertise"],
             OpenObjectLimit = configuration["open-objects"] is { } n ? Number(n, "open-objects") : 1024,
         };

@@ -6,7 +6,7 @@ namespace ParaFS.Ost;
 /// <summary>How an OST is run: <c>parafs ost</c>'s settings.</summary>
 public sealed record OstOptions
 {
-    /// <summary>The data directory: superblock and objects.</summary>
+    /// <summary>The data directory (superblock and objects) of the dir backend; for block and nvme-tcp, the device (used in messages).</summary>
     public required string DataDirectory { get; init; }
 
     public required RpcEndpoint Listen { get; init; }
@@ -15,7 +15,11 @@ public sealed record OstOptions
 
     public required string Pool { get; init; }
 
+    /// <summary>dir, dir:PATH, block:PATH or nvme-tcp://HOST:PORT/NQN[/NSID] (<see cref="Backends.BackendSpec"/>).</summary>
     public string Backend { get; init; } = Backends.Dir.DirBackend.BackendName;
+
+    /// <summary>Opens an nvme-tcp:// namespace as a block device (supplied by the parafs command, which links the NVMe/TCP host).</summary>
+    public Func<string, CancellationToken, Task<ParaFS.Common.Storage.IBlockDevice>>? OpenNvmeDevice { get; init; }
 
     /// <summary>The HOST:PORT clients are told to use; by default the listen address (with the port it got).</summary>
     public string? Advertise { get; init; }

@@ -3,7 +3,9 @@ using System.Net;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using ParaFS.Common;
+using ParaFS.Common.Storage;
 using ParaFS.Ost.Backends;
+using ParaFS.Ost.Backends.Block;
 using ParaFS.Ost.Backends.Dir;
 using ParaFS.Protocol.Mds;
 using ParaFS.Protocol.Rpc;
@@ -28,6 +30,8 @@ public sealed class OstServer : IAsyncDisposable
     private RpcServer? _server;
     private TargetRegistration? _registration;
     private IObjectBackend? _backend;
+    private IBlockDevice? _device;
+    private BackendSpec? _spec;
     private Task _heartbeats = Task.CompletedTask;
     private long _usageTakenAt = Stopwatch.GetTimestamp();
     private long _usageCompleted;
@@ -58,17 +62,34 @@ public sealed class OstServer : IAsyncDisposable
 
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
-        if (_options.Backend != DirBackend.BackendName)
+        BackendSpec spec;
+        try
         {
-            throw new StartupException($"backend '{_options.Backend}' is not available in this build of parafs ost; backends: {DirBackend.BackendName}");
+            spec = BackendSpec.Parse(_options.Backend, _dataDirectory);
+        }
+        catch (ParaFsException e)
+        {
+            throw new StartupException($"parafs ost: {e.Message}", e);
         }
 
-        var superblock = Superblock.Load(_dataDirectory);
-        Directory.CreateDirectory(_dataDirectory);
-        superblock?.CheckSettings(_dataDirectory, _options.Pool, _options.Backend);
+        Superblock? superblock;
+        if (spec.IsDirectory)
+        {
+            superblock = Superblock.Load(_dataDirectory);
+            Directory.CreateDirectory(_dataDirectory);
+            superblock?.CheckSettings(_dataDirectory, _options.Pool, spec.Kind);
+        }
+        else
+        {
+            // The device carries the target's identity in its own superblock.
+            _device = await OpenDeviceAsync(spec, cancellationToken).ConfigureAwait(false);
+            superblock = await DeviceSuperblockAsync(_device, spec, cancellationToken).ConfigureAwait(false);
+        }
+
+        _spec = spec;
         if (superblock is not null)
         {
-            OpenBackend(superblock);
+            await OpenBackendAsync(superblock, cancellationToken).ConfigureAwait(false);
         }
 
         var server = new RpcServer(
@@ -90,6 +111,11 @@ public sealed class OstServer : IAsyncDisposable
         catch (IOException e)
         {
             _backend?.Dispose();
+            if (_backend is null && _device is not null)
+            {
+                await _device.DisposeAsync().ConfigureAwait(false);
+            }
+
             throw new StartupException($"parafs ost ({_dataDirectory}): {e.Message}", e);
         }
 
@@ -106,11 +132,16 @@ public sealed class OstServer : IAsyncDisposable
                     FsName = reply.FsName,
                     TargetId = reply.TargetId,
                     Pool = _options.Pool,
-                    Backend = _options.Backend,
+                    Backend = spec.Kind,
                     Created = DateTimeOffset.UtcNow,
                 };
-                superblock.Write(_dataDirectory);
-                OpenBackend(superblock);
+                if (spec.IsDirectory)
+                {
+                    superblock.Write(_dataDirectory);
+                }
+
+                // A block device is formatted here, with the identity the MDS assigned.
+                await OpenBackendAsync(superblock, cancellationToken).ConfigureAwait(false);
                 Log.Formatted(_logger, _dataDirectory, superblock.TargetId, superblock.FsId, superblock.FsName, superblock.Pool);
                 server.FileSystemId = superblock.FsId;
                 await _registration.FormattedAsync(superblock).ConfigureAwait(false);
@@ -159,6 +190,11 @@ public sealed class OstServer : IAsyncDisposable
         }
 
         _backend?.Dispose();
+        if (_backend is null && _device is not null)
+        {
+            await _device.DisposeAsync().ConfigureAwait(false);
+        }
+
         if (Superblock is not null)
         {
             Log.Stopped(_logger, Superblock.TargetId);
@@ -172,10 +208,89 @@ public sealed class OstServer : IAsyncDisposable
         _stopping.Dispose();
     }
 
-    private void OpenBackend(Superblock superblock)
+    private async Task OpenBackendAsync(Superblock superblock, CancellationToken cancellationToken)
     {
-        _backend = DirBackend.Open(_dataDirectory, superblock.Label, _options.OpenObjectLimit, _logger);
+        if (_spec!.IsDirectory)
+        {
+            _backend = DirBackend.Open(_dataDirectory, superblock.Label, _options.OpenObjectLimit, _logger);
+        }
+        else
+        {
+            try
+            {
+                _backend = await BlockBackend.OpenAsync(_spec.Kind, _device!, superblock.FsId, superblock.FsName, superblock.TargetId, superblock.Pool, _logger, cancellationToken).ConfigureAwait(false);
+            }
+            catch (ParaFsException e)
+            {
+                _device = null;
+                throw new StartupException($"parafs ost: {e.Message}", e);
+            }
+        }
+
         Superblock = superblock;
+    }
+
+    /// <summary>Opens the device a block or nvme-tcp backend keeps its objects on.</summary>
+    private async Task<IBlockDevice> OpenDeviceAsync(BackendSpec spec, CancellationToken cancellationToken)
+    {
+        try
+        {
+            IBlockDevice device = spec.Kind == BlockBackend.BackendName
+                ? FileBlockDevice.Open(spec.Location)
+                : await (_options.OpenNvmeDevice ?? throw new ParaFsException(Errno.EINVAL, "this build of parafs ost has no NVMe/TCP host"))(spec.Location, cancellationToken).ConfigureAwait(false);
+            if (device.SizeBytes < BlockFormat.MinimumBytes())
+            {
+                await device.DisposeAsync().ConfigureAwait(false);
+                throw new ParaFsException(Errno.ENOSPC, $"{device.Description} holds {device.SizeBytes} bytes; the block store needs at least {BlockFormat.MinimumBytes()}");
+            }
+
+            return device;
+        }
+        catch (ParaFsException e)
+        {
+            throw new StartupException($"parafs ost: {e.Message}", e);
+        }
+    }
+
+    /// <summary>The target a device was formatted for (null when blank), refused when it belongs to another pool or backend.</summary>
+    private async Task<Superblock?> DeviceSuperblockAsync(IBlockDevice device, BackendSpec spec, CancellationToken cancellationToken)
+    {
+        BlockFormat? format;
+        try
+        {
+            format = await BlockBackend.PeekAsync(device, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ParaFsException e)
+        {
+            await device.DisposeAsync().ConfigureAwait(false);
+            throw new StartupException($"parafs ost: {e.Message}", e);
+        }
+
+        if (format is null)
+        {
+            return null;
+        }
+
+        var superblock = new Superblock
+        {
+            FsId = format.FsId,
+            FsName = format.FsName,
+            TargetId = format.TargetId,
+            Pool = format.Pool,
+            Backend = spec.Kind,
+            Created = DateTimeOffset.FromUnixTimeMilliseconds(format.CreatedMs),
+        };
+        try
+        {
+            superblock.CheckSettings(device.Description, _options.Pool, spec.Kind);
+        }
+        catch
+        {
+            await device.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        return superblock;
     }
 
     /// <summary>What the heartbeat reports: space, objects, and operations per second since the last report.</summary>
@@ -185,6 +300,10 @@ public sealed class OstServer : IAsyncDisposable
         if (_backend is { } backend)
         {
             storage = backend.GetUsage();
+        }
+        else if (_device is { } device)
+        {
+            storage = new StorageUsage(device.SizeBytes, device.SizeBytes, 0);
         }
         else
         {

@@ -240,7 +240,9 @@ public sealed class BlockBackend : IObjectBackend
 
             try
             {
-                await ClearRangeAsync(o, offset, Math.Min(offset + length, o.Size), cancellationToken).ConfigureAwait(false);
+                // Past the end every byte is zero already: a punch that reaches the end may take the last chunk whole.
+                var end = offset + length >= o.Size ? ChunkEnd(o.Size) : offset + length;
+                await ClearRangeAsync(o, offset, end, cancellationToken).ConfigureAwait(false);
             }
             finally
             {
@@ -270,7 +272,7 @@ public sealed class BlockBackend : IObjectBackend
                 if (size < o.Size)
                 {
                     // Bytes past the new end must read as zeros if the object grows again.
-                    await ClearRangeAsync(o, size, o.Size, cancellationToken).ConfigureAwait(false);
+                    await ClearRangeAsync(o, size, ChunkEnd(o.Size), cancellationToken).ConfigureAwait(false);
                 }
 
                 lock (_lock)
@@ -434,6 +436,9 @@ public sealed class BlockBackend : IObjectBackend
             _flushLock.Release();
         }
     }
+
+    /// <summary>The end of the chunk holding the last byte before <paramref name="offset"/>.</summary>
+    private long ChunkEnd(long offset) => (offset + _format.ChunkSize - 1) / _format.ChunkSize * _format.ChunkSize;
 
     private long Enter()
     {

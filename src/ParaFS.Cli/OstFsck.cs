@@ -1,0 +1,53 @@
+using ParaFS.Common;
+using ParaFS.Common.Storage;
+using ParaFS.Ost.Backends;
+using ParaFS.Ost.Backends.Block;
+
+namespace ParaFS.Cli;
+
+/// <summary>parafs ost fsck: the offline check of a block store (the OST must be stopped).</summary>
+internal static class OstFsck
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var backend = args is ["--backend", var b] ? b : null;
+        if (backend is null)
+        {
+            await Console.Error.WriteLineAsync("usage: parafs ost fsck --backend block:PATH   (see parafs ost --help)").ConfigureAwait(false);
+            return 2;
+        }
+
+        try
+        {
+            var spec = BackendSpec.Parse(backend);
+            if (spec.Kind != BlockBackend.BackendName)
+            {
+                await Console.Error.WriteLineAsync($"parafs ost fsck: only block:PATH stores have an index to check; {backend} is not one (a dir backend is checked with the file system's own fsck)").ConfigureAwait(false);
+                return 2;
+            }
+
+            await using var device = FileBlockDevice.Open(spec.Location);
+            var report = await BlockCheck.RunAsync(device).ConfigureAwait(false);
+            var f = report.Format;
+            Console.WriteLine($"{device.Description}: target {f.TargetId} (pool {f.Pool}) of file system {f.FsId}, format {f.Format}");
+            Console.WriteLine($"  {report.Objects} objects, {report.UsedChunks} of {f.ChunkCount} chunks of {f.ChunkSize} bytes in use, {report.JournalBlocks} journal blocks after the newest checkpoint");
+            foreach (var problem in report.Problems)
+            {
+                Console.WriteLine($"  problem: {problem}");
+            }
+
+            foreach (var leak in report.Leaked)
+            {
+                Console.WriteLine($"  leaked: {leak}");
+            }
+
+            Console.WriteLine(report.Clean ? "  clean: no chunk held twice, none outside the device, none leaked" : $"  NOT clean: {report.Problems.Count} problems, {report.Leaked.Count} leaked chunks");
+            return report.Clean ? 0 : 1;
+        }
+        catch (ParaFsException e)
+        {
+            await Console.Error.WriteLineAsync($"parafs ost fsck: {e.Message}").ConfigureAwait(false);
+            return 1;
+        }
+    }
+}
