@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Win32.SafeHandles;
+using ParaFS.Common.Storage;
 using ParaFS.Ost;
 using ParaFS.Protocol;
 using ParaFS.Protocol.Mds;
@@ -29,14 +30,28 @@ internal static class OstBench
     {
         var baseDirectory = Option(args, "--dir") ?? Path.GetTempPath();
         var totalMiB = int.Parse(Option(args, "--mib") ?? "1024", CultureInfo.InvariantCulture);
+        var block = (Option(args, "--backend") ?? "dir") switch
+        {
+            "dir" => false,
+            "block" => true,
+            var other => throw new ArgumentException($"--backend {other}: dir or block"),
+        };
         var work = Path.Combine(baseDirectory, $"parafs-bench-ost-{Environment.ProcessId}");
         Directory.CreateDirectory(work);
         try
         {
             await using var mds = await StartMdsAsync();
+            var device = Path.Combine(work, "device.img");
+            if (block)
+            {
+                using var file = File.Create(device);
+                file.SetLength(((long)totalMiB * MiB * 2) + (512L * MiB));
+            }
+
             await using var ost = new OstServer(new OstOptions
             {
-                DataDirectory = Path.Combine(work, "ost"),
+                DataDirectory = block ? device : Path.Combine(work, "ost"),
+                Backend = block ? $"block:{device}" : "dir",
                 Listen = RpcEndpoint.Parse("127.0.0.1:0"),
                 Mds = mds.Endpoint,
                 Pool = "bench",
@@ -48,12 +63,22 @@ internal static class OstBench
             Random.Shared.NextBytes(data);
             var buffers = new ThreadLocal<byte[]>(() => new byte[MiB]);
             var plainPath = Path.Combine(work, "plain");
+            if (block)
+            {
+                using var file = File.Create(plainPath);
+                file.SetLength((long)totalMiB * MiB);
+            }
+
+            // The baseline for the block backend is the same file written and read with O_DIRECT.
+            await using var direct = block ? FileBlockDevice.Open(plainPath) : null;
+            Func<int, double> plainWrite1 = direct is null ? n => PlainWrite(plainPath, data, n) : n => DirectWrite(direct, data, n);
+            Func<int, double> plainRead1 = direct is null ? n => PlainRead(plainPath, buffers, n) : n => DirectRead(direct, buffers, n);
 
             // Warm-up: JIT, connections, thread pool.
             await OstWriteAsync(client, 1, data, 64);
             await OstReadAsync(client, 1, buffers, 64);
-            PlainWrite(plainPath, data, 64);
-            PlainRead(plainPath, buffers, 64);
+            plainWrite1(64);
+            plainRead1(64);
 
             await using var transport = await StartTransportAsync(data);
             await using var transportClient = new RpcClient(transport.Endpoint, new RpcClientOptions());
@@ -64,10 +89,14 @@ internal static class OstBench
                 var objectId = 100UL + (ulong)round;
                 await client.CallAsync(Methods.OstDelete, new ObjectRequest { ObjectId = objectId - 1 }, Empty.Parser);
                 ostWrite = Math.Max(ostWrite, await OstWriteAsync(client, objectId, data, totalMiB));
-                File.Delete(plainPath);
-                plainWrite = Math.Max(plainWrite, PlainWrite(plainPath, data, totalMiB));
+                if (!block)
+                {
+                    File.Delete(plainPath);
+                }
+
+                plainWrite = Math.Max(plainWrite, plainWrite1(totalMiB));
                 ostRead = Math.Max(ostRead, await OstReadAsync(client, objectId, buffers, totalMiB));
-                plainRead = Math.Max(plainRead, PlainRead(plainPath, buffers, totalMiB));
+                plainRead = Math.Max(plainRead, plainRead1(totalMiB));
                 rpcWrite = Math.Max(rpcWrite, await MeasureAsync(totalMiB, async _ => (await transportClient.CallAsync(Sink, null, data)).Dispose()));
                 rpcRead = Math.Max(rpcRead, await MeasureAsync(totalMiB, async _ => (await transportClient.CallAsync(Source, null, replyDestination: buffers.Value)).Dispose()));
             }
@@ -77,10 +106,11 @@ internal static class OstBench
             Console.WriteLine();
             Console.WriteLine("| case | MB/s |");
             Console.WriteLine("|---|---|");
-            Console.WriteLine($"| OST write (RPC on loopback, dir backend) | {ostWrite:N0} |");
-            Console.WriteLine($"| plain pwrite (RandomAccess.Write) | {plainWrite:N0} |");
-            Console.WriteLine($"| OST read, cached (RPC on loopback, dir backend) | {ostRead:N0} |");
-            Console.WriteLine($"| plain pread, cached (RandomAccess.Read) | {plainRead:N0} |");
+            var kind = block ? "block backend on a file, O_DIRECT" : "dir backend";
+            Console.WriteLine($"| OST write (RPC on loopback, {kind}) | {ostWrite:N0} |");
+            Console.WriteLine($"| plain {(block ? "O_DIRECT pwrite of a file" : "pwrite (RandomAccess.Write)")} | {plainWrite:N0} |");
+            Console.WriteLine($"| OST read{(block ? "" : ", cached")} (RPC on loopback, {kind}) | {ostRead:N0} |");
+            Console.WriteLine($"| plain {(block ? "O_DIRECT pread of a file" : "pread, cached (RandomAccess.Read)")} | {plainRead:N0} |");
             Console.WriteLine($"| RPC transport alone: 1 MiB request to a sink | {rpcWrite:N0} |");
             Console.WriteLine($"| RPC transport alone: 1 MiB reply from memory | {rpcRead:N0} |");
             Console.WriteLine();
@@ -108,6 +138,12 @@ internal static class OstBench
                 throw new InvalidOperationException($"read {i} returned {reply.Payload.Length} bytes");
             }
         });
+
+    private static double DirectWrite(FileBlockDevice device, byte[] data, int count) =>
+        Measure(count, i => device.WriteAsync((long)i * MiB, data, default).AsTask().GetAwaiter().GetResult());
+
+    private static double DirectRead(FileBlockDevice device, ThreadLocal<byte[]> buffers, int count) =>
+        Measure(count, i => device.ReadAsync((long)i * MiB, buffers.Value, default).AsTask().GetAwaiter().GetResult());
 
     private static double PlainWrite(string path, byte[] data, int count)
     {

@@ -39,6 +39,12 @@ public sealed class BlockBackend : IObjectBackend
     private readonly ConcurrentDictionary<long, byte> _active = new();
     private readonly List<(long Chunk, long Ticket)> _quarantine = [];
     private readonly Timer _flusher;
+
+    /// <summary>
+    /// Writes to the same chunk of an object go one at a time (a new chunk is taken once; a partial
+    /// block is read, changed and written back whole); writes to other chunks go in parallel.
+    /// </summary>
+    private readonly SemaphoreSlim[] _chunkLocks = [.. Enumerable.Range(0, 256).Select(_ => new SemaphoreSlim(1, 1))];
     private List<JournalRecord> _pending = [];
     private List<long> _freedSinceFlush = [];
     private long _tickets;
@@ -137,10 +143,17 @@ public sealed class BlockBackend : IObjectBackend
         var ticket = Enter();
         try
         {
-            var o = (await LockObjectAsync(objectId, create: true, cancellationToken).ConfigureAwait(false))!;
+            var o = (await LockObjectAsync(objectId, create: true, exclusive: false, cancellationToken).ConfigureAwait(false))!;
             long size;
+            var stripes = ChunkStripes(objectId, offset, data.Length);
+            var held = 0;
             try
             {
+                for (; held < stripes.Length; held++)
+                {
+                    await _chunkLocks[stripes[held]].WaitAsync(cancellationToken).ConfigureAwait(false);
+                }
+
                 if (!data.IsEmpty)
                 {
                     await WriteChunksAsync(o, offset, data, cancellationToken).ConfigureAwait(false);
@@ -159,7 +172,12 @@ public sealed class BlockBackend : IObjectBackend
             }
             finally
             {
-                o.Gate.Release();
+                for (var i = 0; i < held; i++)
+                {
+                    _chunkLocks[stripes[i]].Release();
+                }
+
+                o.Gate.ExitShared();
             }
 
             await FlushIfLargeAsync(cancellationToken).ConfigureAwait(false);
@@ -233,7 +251,7 @@ public sealed class BlockBackend : IObjectBackend
         var ticket = Enter();
         try
         {
-            if (await LockObjectAsync(objectId, create: false, cancellationToken).ConfigureAwait(false) is not { } o)
+            if (await LockObjectAsync(objectId, create: false, exclusive: true, cancellationToken).ConfigureAwait(false) is not { } o)
             {
                 return;
             }
@@ -246,7 +264,7 @@ public sealed class BlockBackend : IObjectBackend
             }
             finally
             {
-                o.Gate.Release();
+                o.Gate.ExitExclusive();
             }
         }
         finally
@@ -262,7 +280,7 @@ public sealed class BlockBackend : IObjectBackend
         var ticket = Enter();
         try
         {
-            if (await LockObjectAsync(objectId, create: size > 0, cancellationToken).ConfigureAwait(false) is not { } o)
+            if (await LockObjectAsync(objectId, create: size > 0, exclusive: true, cancellationToken).ConfigureAwait(false) is not { } o)
             {
                 return;
             }
@@ -286,7 +304,7 @@ public sealed class BlockBackend : IObjectBackend
             }
             finally
             {
-                o.Gate.Release();
+                o.Gate.ExitExclusive();
             }
         }
         finally
@@ -307,7 +325,7 @@ public sealed class BlockBackend : IObjectBackend
 
     public async ValueTask<bool> DeleteAsync(ulong objectId, CancellationToken cancellationToken)
     {
-        if (await LockObjectAsync(objectId, create: false, cancellationToken).ConfigureAwait(false) is not { } o)
+        if (await LockObjectAsync(objectId, create: false, exclusive: true, cancellationToken).ConfigureAwait(false) is not { } o)
         {
             return false;
         }
@@ -323,7 +341,7 @@ public sealed class BlockBackend : IObjectBackend
         }
         finally
         {
-            o.Gate.Release();
+            o.Gate.ExitExclusive();
         }
 
         return true;
@@ -437,6 +455,25 @@ public sealed class BlockBackend : IObjectBackend
         }
     }
 
+    /// <summary>The chunk-lock stripes a write takes, in ascending order (so two writes never wait on each other crosswise).</summary>
+    private int[] ChunkStripes(ulong objectId, long offset, int length)
+    {
+        if (length == 0)
+        {
+            return [];
+        }
+
+        var first = offset / _format.ChunkSize;
+        var last = (offset + length - 1) / _format.ChunkSize;
+        var stripes = new HashSet<int>();
+        for (var index = first; index <= last && stripes.Count < _chunkLocks.Length; index++)
+        {
+            stripes.Add((int)(((objectId * 0x9E3779B97F4A7C15UL) + (ulong)index) % (ulong)_chunkLocks.Length));
+        }
+
+        return [.. stripes.Order()];
+    }
+
     /// <summary>The end of the chunk holding the last byte before <paramref name="offset"/>.</summary>
     private long ChunkEnd(long offset) => (offset + _format.ChunkSize - 1) / _format.ChunkSize * _format.ChunkSize;
 
@@ -505,7 +542,7 @@ public sealed class BlockBackend : IObjectBackend
     }
 
     /// <summary>The object with its gate held (and still the current object of that id); null when it does not exist and <paramref name="create"/> is false.</summary>
-    private async Task<BlockObject?> LockObjectAsync(ulong id, bool create, CancellationToken cancellationToken)
+    private async Task<BlockObject?> LockObjectAsync(ulong id, bool create, bool exclusive, CancellationToken cancellationToken)
     {
         while (true)
         {
@@ -524,7 +561,7 @@ public sealed class BlockBackend : IObjectBackend
                 }
             }
 
-            await o.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await (exclusive ? o.Gate.EnterExclusiveAsync() : o.Gate.EnterSharedAsync()).WaitAsync(cancellationToken).ConfigureAwait(false);
             lock (_lock)
             {
                 if (_index.Objects.TryGetValue(id, out var current) && current == o)
@@ -534,7 +571,14 @@ public sealed class BlockBackend : IObjectBackend
             }
 
             // Deleted while we waited: start again with whatever the id is now.
-            o.Gate.Release();
+            if (exclusive)
+            {
+                o.Gate.ExitExclusive();
+            }
+            else
+            {
+                o.Gate.ExitShared();
+            }
         }
     }
 
@@ -543,6 +587,10 @@ public sealed class BlockBackend : IObjectBackend
     {
         var chunk = _format.ChunkSize;
         var fresh = new List<(long Index, long Device)>();
+
+        // Pieces that sit next to each other on the device go as one write (a run of new chunks is
+        // usually contiguous: the allocator hands them out in order).
+        long runDevice = -1, runStart = 0, runEnd = 0;
         try
         {
             for (var index = offset / chunk; index * chunk < offset + data.Length; index++)
@@ -566,7 +614,24 @@ public sealed class BlockBackend : IObjectBackend
                     }
                 }
 
-                await WriteRangeAsync(_format.ChunkOffset(device) + (start - (index * chunk)), data.Slice((int)(start - offset), (int)(end - start)), cancellationToken).ConfigureAwait(false);
+                var at = _format.ChunkOffset(device) + (start - (index * chunk));
+                if (runDevice >= 0 && runDevice + (runEnd - runStart) == at && runEnd - runStart < _device.MaxTransferBytes)
+                {
+                    runEnd = end;
+                    continue;
+                }
+
+                if (runDevice >= 0)
+                {
+                    await WriteRangeAsync(runDevice, data.Slice((int)(runStart - offset), (int)(runEnd - runStart)), cancellationToken).ConfigureAwait(false);
+                }
+
+                (runDevice, runStart, runEnd) = (at, start, end);
+            }
+
+            if (runDevice >= 0)
+            {
+                await WriteRangeAsync(runDevice, data.Slice((int)(runStart - offset), (int)(runEnd - runStart)), cancellationToken).ConfigureAwait(false);
             }
 
             lock (_lock)

@@ -49,8 +49,8 @@ internal sealed class BlockObject(ulong id)
 
     public SortedDictionary<long, long> Chunks { get; } = [];
 
-    /// <summary>Writes, punches, truncates and the delete of one object go one at a time (read-modify-write of partial blocks).</summary>
-    public SemaphoreSlim Gate { get; } = new(1, 1);
+    /// <summary>Writes hold it shared (they exclude each other per chunk); punch, truncate and delete hold it exclusively.</summary>
+    public AsyncReaderWriterLock Gate { get; } = new();
 }
 
 /// <summary>
