@@ -29,7 +29,7 @@ internal static partial class Log
     [LoggerMessage(207, LogLevel.Information, "session {Session} of {Client} released after its lease; {Inodes} inodes lost their last open")]
     public static partial void SessionExpired(ILogger logger, string session, string client, int inodes);
 
-    [LoggerMessage(209, LogLevel.Information, "standby: another MDS serves the metadata store {Store}; waiting for its leader lock before serving on {Endpoint}")]
+    [LoggerMessage(209, LogLevel.Information, "standby: the metadata store {Store} has an active MDS; this one waits for its leader lock, then listens on {Endpoint}")]
     public static partial void Standby(ILogger logger, string store, string endpoint);
 
     [LoggerMessage(210, LogLevel.Information, "holding the leader lock of the metadata store {Store}: this MDS serves it")]
