@@ -58,6 +58,8 @@ public sealed class MdsServer : IAsyncDisposable
 
     public RpcServer Rpc { get; }
 
+    public IMetadataStore Store => _store;
+
     public TimeSpan HeartbeatInterval => _options.HeartbeatInterval;
 
     public RpcEndpoint Endpoint => Rpc.Endpoint;

@@ -71,6 +71,11 @@ public sealed class PostgresMetadataStore : IMetadataStore
     /// <summary>Serialization failures retried so far (for logs and tests).</summary>
     public long Retries => Interlocked.Read(ref _retries);
 
+    private readonly SemaphoreSlim _retrying = new(1, 1);
+
+    /// <summary>Counter sequences known to exist, so NextId is one statement.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _sequences = new(StringComparer.Ordinal);
+
     private long _retries;
 
     /// <summary>True for <c>--store</c> values that name a PostgreSQL database: a connection string or a postgres:// URL.</summary>
@@ -133,6 +138,9 @@ public sealed class PostgresMetadataStore : IMetadataStore
         }
 
         builder.ApplicationName ??= "parafs-mds";
+
+        // The MDS sets no session state, so a pooled connection needs no reset between transactions.
+        builder.NoResetOnClose = true;
         return builder;
     }
 
@@ -144,7 +152,7 @@ public sealed class PostgresMetadataStore : IMetadataStore
             try
             {
                 await using var tx = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, cancellationToken).ConfigureAwait(false);
-                var result = work(new Transaction(connection, tx));
+                var result = work(new Transaction(connection, tx, _sequences));
                 await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
                 return result;
             }
@@ -155,26 +163,55 @@ public sealed class PostgresMetadataStore : IMetadataStore
         }
     }
 
+    /// <summary>
+    /// Transactions run concurrently; one that had to be run again runs its next attempts one at
+    /// a time with the other retried ones (<see cref="_retrying"/>), so operations that collide
+    /// over one hot row (a busy directory's inode) queue up instead of colliding again and again.
+    /// </summary>
     public async Task<T> WriteAsync<T>(Func<IStoreTransaction, T> work, CancellationToken cancellationToken = default)
     {
-        for (var attempt = 1; ; attempt++)
+        var gated = false;
+        try
         {
-            await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            try
+            for (var attempt = 1; ; attempt++)
             {
-                await using var tx = await connection.BeginTransactionAsync(IsolationLevel.Serializable, cancellationToken).ConfigureAwait(false);
-                var result = work(new Transaction(connection, tx));
-                await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
-                return result;
+                await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await using var tx = await connection.BeginTransactionAsync(IsolationLevel.Serializable, cancellationToken).ConfigureAwait(false);
+                    var result = work(new Transaction(connection, tx, _sequences));
+                    await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+                    return result;
+                }
+                catch (PostgresException e) when (IsRetryable(e) && attempt < MaxAttempts)
+                {
+                    Interlocked.Increment(ref _retries);
+                    if (!gated)
+                    {
+                        await _retrying.WaitAsync(cancellationToken).ConfigureAwait(false);
+                        gated = true;
+                    }
+                    else
+                    {
+                        await BackOffAsync(attempt, cancellationToken).ConfigureAwait(false);
+                    }
+                }
             }
-            catch (PostgresException e) when (IsRetryable(e) && attempt < MaxAttempts)
+        }
+        finally
+        {
+            if (gated)
             {
-                await BackOffAsync(attempt, cancellationToken).ConfigureAwait(false);
+                _retrying.Release();
             }
         }
     }
 
-    public ValueTask DisposeAsync() => DataSource.DisposeAsync();
+    public ValueTask DisposeAsync()
+    {
+        _retrying.Dispose();
+        return DataSource.DisposeAsync();
+    }
 
     /// <summary>
     /// 40001 serialization_failure and 40P01 deadlock_detected: the transaction did nothing and
@@ -184,10 +221,8 @@ public sealed class PostgresMetadataStore : IMetadataStore
     private static bool IsRetryable(PostgresException e) =>
         e.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.UniqueViolation;
 
-    private Task BackOffAsync(int attempt, CancellationToken cancellationToken)
+    private static Task BackOffAsync(int attempt, CancellationToken cancellationToken)
     {
-        Interlocked.Increment(ref _retries);
-
         // Random, growing delays so two operations that collided do not collide again in step.
         var ceiling = Math.Min(50, 1 << Math.Min(attempt, 6));
         return Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.NextDouble() * ceiling), cancellationToken);
@@ -312,7 +347,7 @@ public sealed class PostgresMetadataStore : IMetadataStore
     }
 
     /// <summary>One transaction's statements. Counters are PostgreSQL sequences: never a hot row every create must lock.</summary>
-    private sealed class Transaction(NpgsqlConnection connection, NpgsqlTransaction tx) : IStoreTransaction
+    private sealed class Transaction(NpgsqlConnection connection, NpgsqlTransaction tx, System.Collections.Concurrent.ConcurrentDictionary<string, bool> knownSequences) : IStoreTransaction
     {
         public string? GetMeta(string key) => Scalar("SELECT value FROM meta WHERE key = $1", key) as string;
 
@@ -327,9 +362,18 @@ public sealed class PostgresMetadataStore : IMetadataStore
         public long NextId(string counter, long first = 1)
         {
             var sequence = "counter_" + new string(counter.Select(c => char.IsAsciiLetterOrDigit(c) ? char.ToLowerInvariant(c) : '_').ToArray());
-            if (Scalar("SELECT to_regclass($1) IS NOT NULL", sequence) is not true)
+            if (!knownSequences.ContainsKey(sequence))
             {
-                Run($"CREATE SEQUENCE IF NOT EXISTS {sequence} START WITH {first} MINVALUE {Math.Min(first, 1)}");
+                // Remembered once it is seen committed: a sequence this transaction creates
+                // disappears again if the transaction rolls back.
+                if (Scalar("SELECT to_regclass($1) IS NOT NULL", sequence) is true)
+                {
+                    knownSequences.TryAdd(sequence, true);
+                }
+                else
+                {
+                    Run($"CREATE SEQUENCE IF NOT EXISTS {sequence} START WITH {first} MINVALUE {Math.Min(first, 1)}");
+                }
             }
 
             return (long)Scalar("SELECT nextval($1::regclass)", sequence)!;
