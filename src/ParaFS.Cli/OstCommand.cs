@@ -12,7 +12,7 @@ namespace ParaFS.Cli;
 internal static class OstCommand
 {
     public const string Help = """
-        usage: parafs ost --data DIR --listen HOST:PORT --mds HOST:PORT --pool NAME [options]
+        usage: parafs ost --data DIR --listen HOST:PORT --mds HOST:PORT[,HOST:PORT...] --pool NAME [options]
 
         Serves the objects (file stripes) of one target. The first start registers with the MDS,
         which assigns the target id, and formats DIR; later starts check DIR belongs to the file
@@ -22,7 +22,8 @@ internal static class OstCommand
         options:
           --data DIR            the target's data directory (an empty one on the first start)
           --listen HOST:PORT    where clients connect (unix:/path for a Unix socket)
-          --mds HOST:PORT       the metadata server to register with and heartbeat to
+          --mds HOST:PORT       the metadata server to register with and heartbeat to; with
+                                an active MDS and standbys, all their addresses, comma-separated
           --pool NAME           the pool this target belongs to (e.g. the array's vendor)
           --backend dir         how objects are kept: dir (files under DIR; the only one so far)
           --advertise HOST:PORT the address clients are told (default: the listen address)

@@ -88,6 +88,7 @@ public sealed class MdsServer : IAsyncDisposable
             {
                 leader = await PostgresLeaderLock.AcquireAsync(postgres, options.LeaderPoll, () => Log.Standby(logger, where, options.Listen.Text), cancellationToken).ConfigureAwait(false);
                 Log.Leader(logger, where);
+                await postgres.MigrateAsync(cancellationToken).ConfigureAwait(false);
             }
 
             var (fsId, fsName, formatted) = await FormatOrCheckAsync(store, options, where, cancellationToken).ConfigureAwait(false);
@@ -147,7 +148,7 @@ public sealed class MdsServer : IAsyncDisposable
                     $"parafs mds: --store {text} is neither sqlite nor a PostgreSQL connection string (Host=HOST;Database=NAME;Username=USER) or URL (postgres://USER@HOST:PORT/NAME)");
             }
 
-            var postgres = await PostgresMetadataStore.OpenAsync(text, cancellationToken).ConfigureAwait(false);
+            var postgres = await PostgresMetadataStore.OpenAsync(text, migrate: false, cancellationToken).ConfigureAwait(false);
             return (postgres, postgres.Description);
         }
 

@@ -85,11 +85,14 @@ public sealed class PostgresMetadataStore : IMetadataStore
         || store.Contains('=', StringComparison.Ordinal);
 
     /// <summary>
-    /// Connects, checks the schema and brings it up to date. Every way this can fail (server
-    /// unreachable, wrong credentials, no such database, a newer schema, a database that holds
-    /// something else) is one <see cref="StartupException"/> naming the store and what to do.
+    /// Connects, checks the schema and (with <paramref name="migrate"/>) brings it up to date.
+    /// Every way this can fail (server unreachable, wrong credentials, no such database, a newer
+    /// schema, a database that holds something else) is one <see cref="StartupException"/>
+    /// naming the store and what to do. An MDS opens without migrating, and migrates
+    /// (<see cref="MigrateAsync(CancellationToken)"/>) once it holds the leader lock, so a
+    /// standby never changes the schema under the MDS that serves.
     /// </summary>
-    public static async Task<PostgresMetadataStore> OpenAsync(string store, CancellationToken cancellationToken = default)
+    public static async Task<PostgresMetadataStore> OpenAsync(string store, bool migrate = true, CancellationToken cancellationToken = default)
     {
         var builder = ParseConnectionString(store);
         var description = Describe(builder);
@@ -97,7 +100,7 @@ public sealed class PostgresMetadataStore : IMetadataStore
         try
         {
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await MigrateAsync(connection, description, cancellationToken).ConfigureAwait(false);
+            await MigrateAsync(connection, description, migrate, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or System.Net.Sockets.SocketException)
         {
@@ -228,7 +231,21 @@ public sealed class PostgresMetadataStore : IMetadataStore
         return Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.NextDouble() * ceiling), cancellationToken);
     }
 
-    private static async Task MigrateAsync(NpgsqlConnection connection, string description, CancellationToken cancellationToken)
+    /// <summary>Brings the schema up to date (see <see cref="OpenAsync"/>).</summary>
+    public async Task MigrateAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await MigrateAsync(connection, Description, apply: true, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            throw new StartupException($"cannot update the schema of the metadata store {Description}: {Explain(e)}", e);
+        }
+    }
+
+    private static async Task MigrateAsync(NpgsqlConnection connection, string description, bool apply, CancellationToken cancellationToken)
     {
         await using var tx = await connection.BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken).ConfigureAwait(false);
         await ExecAsync(connection, tx, $"SELECT pg_advisory_xact_lock({MigrationLockKey})", cancellationToken).ConfigureAwait(false);
@@ -246,15 +263,23 @@ public sealed class PostgresMetadataStore : IMetadataStore
                 throw new StartupException(
                     $"the metadata store {description} already holds {tables} tables that are not a ParaFS schema (no parafs_schema table); give parafs an empty database of its own");
             }
-
-            await ExecAsync(connection, tx, "CREATE TABLE parafs_schema (version integer NOT NULL)", cancellationToken).ConfigureAwait(false);
-            await ExecAsync(connection, tx, "INSERT INTO parafs_schema (version) VALUES (0)", cancellationToken).ConfigureAwait(false);
         }
 
         if (version > Migrations.Length)
         {
             throw new StartupException(
                 $"the metadata store {description} has schema version {version}, newer than this parafs understands ({Migrations.Length}); run a newer parafs");
+        }
+
+        if (!apply)
+        {
+            return;
+        }
+
+        if (!hasVersionTable)
+        {
+            await ExecAsync(connection, tx, "CREATE TABLE parafs_schema (version integer NOT NULL)", cancellationToken).ConfigureAwait(false);
+            await ExecAsync(connection, tx, "INSERT INTO parafs_schema (version) VALUES (0)", cancellationToken).ConfigureAwait(false);
         }
 
         for (var v = version; v < Migrations.Length; v++)
