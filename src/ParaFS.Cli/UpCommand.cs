@@ -85,10 +85,12 @@ internal static class UpCommand
 
         using var stop = new StopSignals();
 
-        var mdsPort = PortIsFree(state.MdsPort) ? state.MdsPort : FreePort();
-        File.WriteAllText(Path.Combine(data, "up.json"), JsonSerializer.Serialize(state with { MdsPort = mdsPort }));
         var storeArg = args.Value("--store") ?? "sqlite";
         await using var postgres = storeArg == "postgres" ? await UpPostgres.StartAsync(Path.Combine(data, "postgres"), stop.Token).ConfigureAwait(false) : null;
+
+        // Picked after PostgreSQL started, which takes a while: a port found free earlier may be taken by then.
+        var mdsPort = PortIsFree(state.MdsPort) ? state.MdsPort : FreePort();
+        File.WriteAllText(Path.Combine(data, "up.json"), JsonSerializer.Serialize(state with { MdsPort = mdsPort }));
         var store = storeArg switch
         {
             "sqlite" => null,
