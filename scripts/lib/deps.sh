@@ -23,6 +23,7 @@ parafs_ensure_dotnet() {
   fi
 }
 
+# The store tests run a throwaway PostgreSQL server (scripts/lib/postgres.sh installs it).
 # The mount tests use ordinary tools on the mount: getfattr/setfattr (attr), fusermount3 (fuse3),
 # setpriv (util-linux), fallocate, cmp, diff, tar.
 parafs_ensure_test_deps() {

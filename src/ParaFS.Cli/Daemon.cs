@@ -59,7 +59,9 @@ internal static class Daemon
         {
             using var host = build();
             await host.RunAsync().ConfigureAwait(false);
-            return 0;
+
+            // Non-zero when a daemon stopped itself for a reason (an MDS that lost its leader lock).
+            return Environment.ExitCode;
         }
         catch (UsageException e)
         {

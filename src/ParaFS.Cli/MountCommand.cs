@@ -10,12 +10,14 @@ namespace ParaFS.Cli;
 internal static class MountCommand
 {
     public const string Help = """
-        usage: parafs mount MDS_HOST:PORT MOUNTPOINT [-o OPTIONS] [-d] [--verbose]
+        usage: parafs mount MDS_HOST:PORT[,MDS_HOST:PORT...] MOUNTPOINT [-o OPTIONS] [-d] [--verbose]
                parafs umount MOUNTPOINT
 
         Mounts the file system served by the MDS at MOUNTPOINT (fstype fuse.parafs) and serves it
         in the foreground until SIGINT or SIGTERM, which unmount cleanly. -d runs it in the
         background and returns once the mount is up (its log goes to /tmp/parafs-mount-PID.log).
+        With several MDS addresses (an active MDS and its standbys on one PostgreSQL store) the
+        mount uses the one that answers, and moves to the next if it dies, keeping open files.
 
           -o allow_other      let other users use the mount (the default when root mounts)
           -o private          only the user who mounted may use it

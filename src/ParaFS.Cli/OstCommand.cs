@@ -13,8 +13,8 @@ namespace ParaFS.Cli;
 internal static class OstCommand
 {
     public const string Help = """
-        usage: parafs ost --data DIR --listen HOST:PORT --mds HOST:PORT --pool NAME [options]
-               parafs ost --backend block:PATH --listen HOST:PORT --mds HOST:PORT --pool NAME [options]
+        usage: parafs ost --data DIR --listen HOST:PORT --mds HOST:PORT[,HOST:PORT...] --pool NAME [options]
+               parafs ost --backend block:PATH --listen HOST:PORT --mds HOST:PORT[,HOST:PORT...] --pool NAME [options]
                parafs ost fsck --backend block:PATH
 
         Serves the objects (file stripes) of one target. The first start registers with the MDS,
@@ -25,7 +25,8 @@ internal static class OstCommand
         options:
           --data DIR            the target's data directory (an empty one on the first start)
           --listen HOST:PORT    where clients connect (unix:/path for a Unix socket)
-          --mds HOST:PORT       the metadata server to register with and heartbeat to
+          --mds HOST:PORT       the metadata server to register with and heartbeat to; with
+                                an active MDS and standbys, all their addresses, comma-separated
           --pool NAME           the pool this target belongs to (e.g. the array's vendor)
           --backend KIND        how objects are kept:
                                   dir (default) or dir:DIR   files under DIR

@@ -14,7 +14,7 @@ using ParaFS.Protocol.Rpc;
 namespace ParaFS.Cli;
 
 /// <summary>
-/// parafs up: the embedded cluster on one machine. An MDS (SQLite), N OSTs (one data directory
+/// parafs up: the embedded cluster on one machine. An MDS (SQLite, or PostgreSQL), N OSTs (one data directory
 /// each) and the mount run in this one process on loopback; SIGINT or SIGTERM unmounts and stops
 /// them all. Everything lives under one data directory, so running it again brings back what
 /// was written.
@@ -23,7 +23,7 @@ internal static class UpCommand
 {
     public const string Help = """
         usage: parafs up [--targets N | --pools A:2,B:2] [--data DIR] [--mount DIR]
-                         [--stripe-count N] [--stripe-size SIZE] [--verbose]
+                         [--stripe-count N] [--stripe-size SIZE] [--store sqlite|postgres|POSTGRES] [--verbose]
 
         Starts a whole ParaFS on this machine and mounts it; Ctrl-C (or SIGTERM) unmounts and
         stops everything. Run it again on the same --data and everything written is there.
@@ -34,6 +34,11 @@ internal static class UpCommand
           --mount DIR         where to mount (default ./mnt; created if missing)
           --stripe-count N    default stripes per new file (-1: all targets; default 4)
           --stripe-size SIZE  default stripe size, a multiple of 4K (default 1M)
+          --store sqlite      the MDS keeps its metadata in SQLite under DIR/mds (the default)
+          --store postgres    ... in a PostgreSQL server that up runs for you: a cluster in
+                              DIR/postgres on a loopback port, stopped when up stops
+          --store POSTGRES    ... in an existing PostgreSQL database: a connection string
+                              (Host=...;Database=...) or postgres://USER@HOST:PORT/NAME
           --verbose           log every daemon's lines, not just warnings
         """;
 
@@ -49,7 +54,7 @@ internal static class UpCommand
 
         try
         {
-            return await UpAsync(new Tools.ToolArgs("up", argv, ["--targets", "--pools", "--data", "--mount", "--stripe-count", "--stripe-size"], ["--verbose"])).ConfigureAwait(false);
+            return await UpAsync(new Tools.ToolArgs("up", argv, ["--targets", "--pools", "--data", "--mount", "--stripe-count", "--stripe-size", "--store"], ["--verbose"])).ConfigureAwait(false);
         }
         catch (UsageException e)
         {
@@ -80,11 +85,27 @@ internal static class UpCommand
 
         using var stop = new StopSignals();
 
+        var storeArg = args.Value("--store") ?? "sqlite";
+        await using var postgres = storeArg == "postgres" ? await UpPostgres.StartAsync(Path.Combine(data, "postgres"), stop.Token).ConfigureAwait(false) : null;
+
+        // Picked after PostgreSQL started, which takes a while: a port found free earlier may be taken by then.
         var mdsPort = PortIsFree(state.MdsPort) ? state.MdsPort : FreePort();
         File.WriteAllText(Path.Combine(data, "up.json"), JsonSerializer.Serialize(state with { MdsPort = mdsPort }));
-        Console.WriteLine($"starting the MDS on 127.0.0.1:{mdsPort} (data {Path.Combine(data, "mds")})");
+        var store = storeArg switch
+        {
+            "sqlite" => null,
+            "postgres" => postgres!.ConnectionString,
+            _ when Mds.Store.PostgresMetadataStore.IsConnectionString(storeArg) => storeArg,
+            _ => throw new UsageException($"parafs up: --store {storeArg} is not sqlite, postgres, or a PostgreSQL connection string or postgres:// URL"),
+        };
+        if (postgres is not null)
+        {
+            Console.WriteLine($"started PostgreSQL on 127.0.0.1:{postgres.Port} (data {postgres.Directory})");
+        }
+
+        Console.WriteLine($"starting the MDS on 127.0.0.1:{mdsPort} (store {(store is null ? Path.Combine(data, "mds") : storeArg == "postgres" ? $"PostgreSQL database parafs on 127.0.0.1:{postgres!.Port}" : "PostgreSQL")})");
         await using var mds = await MdsServer.StartAsync(
-            new MdsOptions { DataDirectory = Path.Combine(data, "mds"), Listen = RpcEndpoint.Parse($"127.0.0.1:{mdsPort}"), RootPool = state.Pools[0].Split(':')[0] },
+            new MdsOptions { DataDirectory = Path.Combine(data, "mds"), Store = store, Listen = RpcEndpoint.Parse($"127.0.0.1:{mdsPort}"), RootPool = state.Pools[0].Split(':')[0] },
             loggerFactory,
             stop.Token).ConfigureAwait(false);
 

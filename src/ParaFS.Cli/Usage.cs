@@ -9,9 +9,9 @@ internal static class Usage
           up         an embedded cluster (MDS + OSTs) mounted at ./mnt, in the foreground
 
         daemons, for deployments over many machines:
-          mds        the metadata server:        --data DIR --listen HOST:PORT [--fsname NAME]
-          ost        an object storage target:   --data DIR --listen HOST:PORT --mds HOST:PORT --pool NAME
-          mount      a client mount:             MDS_HOST:PORT MOUNTPOINT [-o OPTIONS] [-d]
+          mds        the metadata server:        (--data DIR | --store POSTGRES) --listen HOST:PORT [--fsname NAME]
+          ost        an object storage target:   --data DIR --listen HOST:PORT --mds HOST:PORT[,HOST:PORT] --pool NAME
+          mount      a client mount:             MDS_HOST:PORT[,HOST:PORT] MOUNTPOINT [-o OPTIONS] [-d]
           umount     unmount (also a mount whose daemon died): MOUNTPOINT
 
         tools (from any path in a mount, like Lustre's lfs):

@@ -29,6 +29,15 @@ internal static partial class Log
     [LoggerMessage(207, LogLevel.Information, "session {Session} of {Client} released after its lease; {Inodes} inodes lost their last open")]
     public static partial void SessionExpired(ILogger logger, string session, string client, int inodes);
 
+    [LoggerMessage(209, LogLevel.Information, "standby: the metadata store {Store} has an active MDS; this one waits for its leader lock, then listens on {Endpoint}")]
+    public static partial void Standby(ILogger logger, string store, string endpoint);
+
+    [LoggerMessage(210, LogLevel.Information, "holding the leader lock of the metadata store {Store}: this MDS serves it")]
+    public static partial void Leader(ILogger logger, string store);
+
+    [LoggerMessage(211, LogLevel.Critical, "lost the leader lock of the metadata store {Store} ({Reason}); stopped serving, another MDS may serve it now")]
+    public static partial void LeadershipLost(ILogger logger, string store, string reason);
+
     [LoggerMessage(208, LogLevel.Error, "background work failed: {What}")]
     public static partial void BackgroundFailed(ILogger logger, string what, Exception exception);
 }

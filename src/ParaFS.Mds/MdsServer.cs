@@ -24,6 +24,7 @@ public sealed class MdsServer : IAsyncDisposable
     private readonly MdsOptions _options;
     private Task _background = Task.CompletedTask;
     private Task _reaper = Task.CompletedTask;
+    private PostgresLeaderLock? _leader;
 
     private MdsServer(MdsOptions options, IMetadataStore store, string fsId, string fsName, ILoggerFactory loggerFactory)
     {
@@ -57,23 +58,123 @@ public sealed class MdsServer : IAsyncDisposable
 
     public RpcServer Rpc { get; }
 
+    public IMetadataStore Store => _store;
+
     public TimeSpan HeartbeatInterval => _options.HeartbeatInterval;
 
     public RpcEndpoint Endpoint => Rpc.Endpoint;
 
-    /// <summary>Opens the store under the data directory (formatting a new file system there if it is empty) and starts serving.</summary>
+    /// <summary>
+    /// Completes (with the reason) if this MDS lost the PostgreSQL leader lock: it has stopped
+    /// serving, since another MDS may be serving the same database by now. Never completes with SQLite.
+    /// </summary>
+    public Task<string> Deposed { get; private set; } = new TaskCompletionSource<string>().Task;
+
+    /// <summary>
+    /// Opens the store (SQLite under the data directory, or PostgreSQL), formatting a new file
+    /// system if it is empty, and starts serving. On PostgreSQL it first waits to be the one MDS
+    /// that serves the database (standby until the leader lock is free).
+    /// </summary>
     public static async Task<MdsServer> StartAsync(MdsOptions options, ILoggerFactory? loggerFactory = null, CancellationToken cancellationToken = default)
     {
         loggerFactory ??= NullLoggerFactory.Instance;
         var logger = loggerFactory.CreateLogger("ParaFS.Mds");
+        var (store, where) = await OpenStoreAsync(options, cancellationToken).ConfigureAwait(false);
+        PostgresLeaderLock? leader = null;
+        MdsServer? server = null;
+        try
+        {
+            if (store is PostgresMetadataStore postgres)
+            {
+                leader = await PostgresLeaderLock.AcquireAsync(postgres, options.LeaderPoll, () => Log.Standby(logger, where, options.Listen.Text), cancellationToken).ConfigureAwait(false);
+                Log.Leader(logger, where);
+                await postgres.MigrateAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            var (fsId, fsName, formatted) = await FormatOrCheckAsync(store, options, where, cancellationToken).ConfigureAwait(false);
+            if (formatted)
+            {
+                Log.Formatted(logger, fsName, fsId, where);
+            }
+
+            server = new MdsServer(options, store, fsId, fsName, loggerFactory) { _leader = leader };
+            await server.Targets.LoadAsync().ConfigureAwait(false);
+            try
+            {
+                await server.Rpc.StartAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (IOException e)
+            {
+                throw new StartupException($"parafs mds: {e.Message}", e);
+            }
+        }
+        catch
+        {
+            if (server is not null)
+            {
+                await server.DisposeAsync().ConfigureAwait(false);
+            }
+            else
+            {
+                if (leader is not null)
+                {
+                    await leader.DisposeAsync().ConfigureAwait(false);
+                }
+
+                await store.DisposeAsync().ConfigureAwait(false);
+            }
+
+            throw;
+        }
+
+        server._background = Task.Run(server.BackgroundLoopAsync, CancellationToken.None);
+        server._reaper = Task.Run(server.DeleteObjectsLoopAsync, CancellationToken.None);
+        if (leader is not null)
+        {
+            server.Deposed = server.StepDownWhenLostAsync(leader, where);
+        }
+
+        Log.Serving(logger, server.FileSystemName, server.FileSystemId, server.Endpoint.Text, store.Kind, where);
+        return server;
+    }
+
+    private static async Task<(IMetadataStore Store, string Where)> OpenStoreAsync(MdsOptions options, CancellationToken cancellationToken)
+    {
+        if (options.Store is { } text && text != "sqlite")
+        {
+            if (!PostgresMetadataStore.IsConnectionString(text))
+            {
+                throw new StartupException(
+                    $"parafs mds: --store {text} is neither sqlite nor a PostgreSQL connection string (Host=HOST;Database=NAME;Username=USER) or URL (postgres://USER@HOST:PORT/NAME)");
+            }
+
+            var postgres = await PostgresMetadataStore.OpenAsync(text, migrate: false, cancellationToken).ConfigureAwait(false);
+            return (postgres, postgres.Description);
+        }
+
+        if (string.IsNullOrEmpty(options.DataDirectory))
+        {
+            throw new StartupException("parafs mds: the SQLite store needs a data directory (--data DIR)");
+        }
+
         Directory.CreateDirectory(options.DataDirectory);
         var path = Path.Combine(options.DataDirectory, "mds.db");
-        var store = SqliteMetadataStore.Open(path);
-        var (fsId, fsName, formatted) = await store.WriteAsync(tx =>
+        return (SqliteMetadataStore.Open(path), path);
+    }
+
+    private static Task<(string Id, string Name, bool Formatted)> FormatOrCheckAsync(IMetadataStore store, MdsOptions options, string where, CancellationToken cancellationToken) =>
+        store.WriteAsync(tx =>
         {
             if (tx.GetMeta("fs_id") is { } id)
             {
-                return (id, tx.GetMeta("fs_name") ?? "", false);
+                var name = tx.GetMeta("fs_name") ?? "";
+                if (options.RequireFileSystemName && name != options.FileSystemName)
+                {
+                    throw new StartupException(
+                        $"the metadata store {where} holds file system {name} ({id}), not {options.FileSystemName}; give --fsname {name}, or another store for a new file system");
+                }
+
+                return (id, name, false);
             }
 
             var newId = Guid.NewGuid().ToString();
@@ -82,28 +183,15 @@ public sealed class MdsServer : IAsyncDisposable
             tx.SetMeta("created_ms", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture));
             MdsNamespace.FormatRoot(tx, MdsNamespace.RootPolicy(options.RootPool));
             return (newId, options.FileSystemName, true);
-        }, cancellationToken).ConfigureAwait(false);
-        if (formatted)
-        {
-            Log.Formatted(logger, fsName, fsId, path);
-        }
+        }, cancellationToken);
 
-        var server = new MdsServer(options, store, fsId, fsName, loggerFactory);
-        await server.Targets.LoadAsync().ConfigureAwait(false);
-        try
-        {
-            await server.Rpc.StartAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (IOException e)
-        {
-            await server.DisposeAsync().ConfigureAwait(false);
-            throw new StartupException($"parafs mds: {e.Message}", e);
-        }
-
-        server._background = Task.Run(server.BackgroundLoopAsync, CancellationToken.None);
-        server._reaper = Task.Run(server.DeleteObjectsLoopAsync, CancellationToken.None);
-        Log.Serving(logger, fsName, fsId, server.Endpoint.Text, store.Kind, path);
-        return server;
+    /// <summary>Once the leader lock is lost, stop answering at once: a standby may already be serving the same database.</summary>
+    private async Task<string> StepDownWhenLostAsync(PostgresLeaderLock leader, string where)
+    {
+        var reason = await leader.Lost.ConfigureAwait(false);
+        Log.LeadershipLost(_logger, where, reason);
+        await Rpc.StopAsync().ConfigureAwait(false);
+        return reason;
     }
 
     public async ValueTask DisposeAsync()
@@ -112,6 +200,11 @@ public sealed class MdsServer : IAsyncDisposable
         await Rpc.StopAsync().ConfigureAwait(false);
         await Task.WhenAll(_background, _reaper).ConfigureAwait(false);
         await _targetConnections.DisposeAsync().ConfigureAwait(false);
+        if (_leader is not null)
+        {
+            await _leader.DisposeAsync().ConfigureAwait(false);
+        }
+
         await _store.DisposeAsync().ConfigureAwait(false);
         _stopping.Dispose();
     }

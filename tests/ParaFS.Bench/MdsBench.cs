@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Npgsql;
 using ParaFS.Mds;
 using ParaFS.Protocol;
 using ParaFS.Protocol.Mds;
@@ -8,46 +9,43 @@ using ParaFS.Protocol.Rpc;
 namespace ParaFS.Bench;
 
 /// <summary>
-/// Metadata operations per second: create, stat and unlink of N files from 8 concurrent callers
-/// over RPC to a real MDS (SQLite, synchronous=FULL, on the disk under --dir), beside the same
-/// operations on a local tmpfs directory (/dev/shm), in one run.
+/// Metadata operations per second: create, stat and unlink of N files (one directory) from 8
+/// concurrent callers over RPC to a real MDS, on the SQLite store (synchronous=FULL, on the disk
+/// under --dir) and on the PostgreSQL store (a database on --postgres or PARAFS_BENCH_PG; the
+/// script starts a throwaway server), beside the same operations on a local tmpfs directory
+/// (/dev/shm), in one run.
 /// </summary>
 internal static class MdsBench
 {
+    /// <summary>The bench's targets never heartbeat: a long interval keeps them up for the whole run.</summary>
+    private static readonly TimeSpan FakeTargetsStayUp = TimeSpan.FromHours(1);
+
     public static async Task<int> RunAsync(string[] args)
     {
         var files = args.SkipWhile(a => a != "--files").Skip(1).Select(int.Parse).FirstOrDefault(10_000);
         var callers = args.SkipWhile(a => a != "--callers").Skip(1).Select(int.Parse).FirstOrDefault(8);
         var dir = args.SkipWhile(a => a != "--dir").Skip(1).FirstOrDefault() ?? Path.GetTempPath();
+        var postgres = args.SkipWhile(a => a != "--postgres").Skip(1).FirstOrDefault() ?? Environment.GetEnvironmentVariable("PARAFS_BENCH_PG");
         var data = Path.Combine(dir, $"parafs-bench-mds-{Guid.NewGuid():N}");
 
-        // Objects are deleted on OSTs after unlink: a minimal OST that acknowledges deletes.
-        var ostDispatcher = new RpcDispatcher();
-        ostDispatcher.Register(Methods.OstDelete, _ => ValueTask.FromResult(new RpcResult(new Empty())));
-        await using var mds = await MdsServer.StartAsync(new MdsOptions { DataDirectory = data, Listen = RpcEndpoint.Parse("127.0.0.1:0") });
-        await using var ost = new RpcServer(new RpcServerOptions { Listen = RpcEndpoint.Parse("127.0.0.1:0"), Role = PeerRole.Ost, FileSystemId = mds.FileSystemId }, ostDispatcher);
-        await ost.StartAsync();
-        await using (var registrar = new RpcClient(mds.Endpoint, new RpcClientOptions { Role = PeerRole.Ost }))
+        var sqlite = await MeasureMdsAsync(new MdsOptions { DataDirectory = data, Listen = RpcEndpoint.Parse("127.0.0.1:0"), HeartbeatInterval = FakeTargetsStayUp }, files, callers);
+        Directory.Delete(data, recursive: true);
+
+        Dictionary<string, double>? pg = null;
+        if (postgres is not null)
         {
-            for (var i = 0; i < 4; i++)
+            var database = $"parafs_bench_{Guid.NewGuid():N}";
+            await AdminAsync(postgres, $"CREATE DATABASE {database}");
+            try
             {
-                await registrar.CallAsync(Methods.RegisterTarget, new RegisterTargetRequest { Pool = "default", Address = ost.Endpoint.Text, Backend = "bench" }, RegisterTargetReply.Parser);
+                var store = new NpgsqlConnectionStringBuilder(postgres) { Database = database }.ConnectionString;
+                pg = await MeasureMdsAsync(new MdsOptions { Store = store, Listen = RpcEndpoint.Parse("127.0.0.1:0"), HeartbeatInterval = FakeTargetsStayUp }, files, callers);
+            }
+            finally
+            {
+                await AdminAsync(postgres, $"DROP DATABASE {database} WITH (FORCE)");
             }
         }
-
-        var clients = Enumerable.Range(0, callers).Select(_ => new RpcClient(mds.Endpoint, new RpcClientOptions { ConnectionsPerServer = 1 })).ToArray();
-        var caller = new Caller();
-        var parafs = new Dictionary<string, double>();
-        var dirIno = (await clients[0].CallAsync(Methods.MdsCreate, new CreateRequest { Caller = caller, Parent = 1, Name = "bench", Type = FileType.Directory, Mode = 0x1ED }, EntryReply.Parser)).Attr.Ino;
-        var inodes = new ulong[files];
-        parafs["create"] = await TimeAsync(files, callers, async (c, i) =>
-            inodes[i] = (await clients[c].CallAsync(Methods.MdsCreate, new CreateRequest { Caller = caller, Parent = dirIno, Name = $"f{i}", Type = FileType.Regular, Mode = 0x1A4, Exclusive = true }, EntryReply.Parser)).Attr.Ino);
-        parafs["stat"] = await TimeAsync(files, callers, async (c, i) =>
-            await clients[c].CallAsync(Methods.MdsGetAttr, new GetAttrRequest { Caller = caller, Ino = inodes[i] }, AttrReply.Parser));
-        parafs["unlink"] = await TimeAsync(files, callers, async (c, i) =>
-        {
-            using var reply = await clients[c].CallAsync(Methods.MdsRemove, new RemoveRequest { Caller = caller, Parent = dirIno, Name = $"f{i}" });
-        });
 
         var shm = Path.Combine("/dev/shm", $"parafs-bench-{Guid.NewGuid():N}");
         Directory.CreateDirectory(shm);
@@ -71,23 +69,85 @@ internal static class MdsBench
         };
         Directory.Delete(shm, recursive: true);
 
-        Console.WriteLine($"# MDS metadata operations: {files} files, {callers} concurrent callers, {Environment.ProcessorCount} cores");
-        Console.WriteLine($"# MDS store: SQLite (WAL, synchronous=FULL) under {dir}; local: tmpfs /dev/shm");
+        Console.WriteLine($"# MDS metadata operations: {files} files in one directory, {callers} concurrent callers, {Environment.ProcessorCount} cores");
+        Console.WriteLine($"# SQLite store: WAL, synchronous=FULL, under {dir}");
+        Console.WriteLine(pg is null
+            ? "# PostgreSQL store: not measured (give --postgres CONNECTION or PARAFS_BENCH_PG; scripts/bench-mds starts a server)"
+            : $"# PostgreSQL store: {Describe(postgres!)}, SERIALIZABLE, synchronous_commit on, same machine");
+        Console.WriteLine("# local: tmpfs /dev/shm");
         Console.WriteLine();
-        Console.WriteLine("| operation | ParaFS MDS over RPC | local tmpfs | ratio |");
-        Console.WriteLine("|---|---|---|---|");
+        Console.WriteLine("| operation | MDS on SQLite | MDS on PostgreSQL | local tmpfs | SQLite / tmpfs | PostgreSQL / SQLite |");
+        Console.WriteLine("|---|---|---|---|---|---|");
         foreach (var op in new[] { "create", "stat", "unlink" })
         {
-            Console.WriteLine($"| {op} | {parafs[op]:N0} ops/s | {local[op]:N0} ops/s | {parafs[op] / local[op]:0.000} |");
+            var pgText = pg is null ? "-" : $"{pg[op]:N0} ops/s";
+            var pgRatio = pg is null ? "-" : $"{pg[op] / sqlite[op]:0.00}";
+            Console.WriteLine($"| {op} | {sqlite[op]:N0} ops/s | {pgText} | {local[op]:N0} ops/s | {sqlite[op] / local[op]:0.000} | {pgRatio} |");
         }
 
+        if (pg is not null)
+        {
+            Console.WriteLine();
+            Console.WriteLine($"PostgreSQL: {pg["retries"]:N0} transactions ran again after a serialization failure or deadlock");
+        }
+
+        return 0;
+    }
+
+    private static async Task<Dictionary<string, double>> MeasureMdsAsync(MdsOptions options, int files, int callers)
+    {
+        // Objects are deleted on OSTs after unlink: a minimal OST that acknowledges deletes.
+        var ostDispatcher = new RpcDispatcher();
+        ostDispatcher.Register(Methods.OstDelete, _ => ValueTask.FromResult(new RpcResult(new Empty())));
+        await using var mds = await MdsServer.StartAsync(options);
+        await using var ost = new RpcServer(new RpcServerOptions { Listen = RpcEndpoint.Parse("127.0.0.1:0"), Role = PeerRole.Ost, FileSystemId = mds.FileSystemId }, ostDispatcher);
+        await ost.StartAsync();
+        await using (var registrar = new RpcClient(mds.Endpoint, new RpcClientOptions { Role = PeerRole.Ost }))
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                await registrar.CallAsync(Methods.RegisterTarget, new RegisterTargetRequest { Pool = "default", Address = ost.Endpoint.Text, Backend = "bench" }, RegisterTargetReply.Parser);
+            }
+        }
+
+        var clients = Enumerable.Range(0, callers).Select(_ => new RpcClient(mds.Endpoint, new RpcClientOptions { ConnectionsPerServer = 1 })).ToArray();
+        var caller = new Caller();
+        var result = new Dictionary<string, double>();
+        var dirIno = (await clients[0].CallAsync(Methods.MdsCreate, new CreateRequest { Caller = caller, Parent = 1, Name = "bench", Type = FileType.Directory, Mode = 0x1ED }, EntryReply.Parser)).Attr.Ino;
+        var inodes = new ulong[files];
+        result["create"] = await TimeAsync(files, callers, async (c, i) =>
+            inodes[i] = (await clients[c].CallAsync(Methods.MdsCreate, new CreateRequest { Caller = caller, Parent = dirIno, Name = $"f{i}", Type = FileType.Regular, Mode = 0x1A4, Exclusive = true }, EntryReply.Parser)).Attr.Ino);
+        result["stat"] = await TimeAsync(files, callers, async (c, i) =>
+            await clients[c].CallAsync(Methods.MdsGetAttr, new GetAttrRequest { Caller = caller, Ino = inodes[i] }, AttrReply.Parser));
+        result["unlink"] = await TimeAsync(files, callers, async (c, i) =>
+        {
+            using var reply = await clients[c].CallAsync(Methods.MdsRemove, new RemoveRequest { Caller = caller, Parent = dirIno, Name = $"f{i}" });
+        });
         foreach (var c in clients)
         {
             await c.DisposeAsync();
         }
 
-        Directory.Delete(data, recursive: true);
-        return 0;
+        if (mds.Store is Mds.Store.PostgresMetadataStore pg)
+        {
+            result["retries"] = pg.Retries;
+        }
+
+        return result;
+    }
+
+    private static async Task AdminAsync(string server, string sql)
+    {
+        await using var connection = new NpgsqlConnection(server);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    private static string Describe(string server)
+    {
+        var b = new NpgsqlConnectionStringBuilder(server);
+        return $"postgres://{b.Host}:{b.Port}";
     }
 
     private static async Task<double> TimeAsync(int count, int callers, Func<int, int, Task> operation)

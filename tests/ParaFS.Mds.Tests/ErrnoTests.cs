@@ -9,7 +9,7 @@ namespace ParaFS.Mds.Tests;
 /// The errno of every failing namespace call, and that a failing call changes nothing: the whole
 /// namespace (names, inodes, link counts, sizes, modes, xattrs) is the same before and after.
 /// </summary>
-public sealed class ErrnoTests : IAsyncLifetime
+public abstract class ErrnoTests(TestStore store) : IAsyncLifetime
 {
     private const ulong Root = 1;
     private MdsFixture _mds = null!;
@@ -22,7 +22,7 @@ public sealed class ErrnoTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _mds = await MdsFixture.StartAsync();
+        _mds = await MdsFixture.StartAsync(store);
         await _mds.AddTargetsAsync(2);
         _root = await _mds.ClientAsync();
         _alice = await _mds.ClientAsync(uid: 1000, gid: 1000);
@@ -86,7 +86,7 @@ public sealed class ErrnoTests : IAsyncLifetime
         { "setstripe with a size that is not a 4 KiB multiple", Errno.EINVAL },
     };
 
-    [Theory]
+    [StoreTheory]
     [MemberData(nameof(Cases))]
     public async Task A_failing_call_returns_its_errno_and_changes_nothing(string call, Errno expected)
     {
@@ -164,3 +164,7 @@ public sealed class ErrnoTests : IAsyncLifetime
         return string.Join('\n', lines);
     }
 }
+
+public sealed class ErrnoTestsOnSqlite() : ErrnoTests(TestStore.Sqlite);
+
+public sealed class ErrnoTestsOnPostgres() : ErrnoTests(TestStore.Postgres);

@@ -5,29 +5,50 @@ using ParaFS.Protocol.Rpc;
 
 namespace ParaFS.Mds.Tests;
 
-/// <summary>A real MDS (SQLite in a temporary directory) serving on loopback.</summary>
+/// <summary>
+/// A real MDS serving on loopback, on SQLite in a temporary directory or on a PostgreSQL
+/// database of its own (created for it, dropped after).
+/// </summary>
 public sealed class MdsFixture : IAsyncDisposable
 {
-    private MdsFixture(string directory, MdsServer server)
+    private MdsFixture(string directory, TestDatabase? database, MdsServer server)
     {
         Directory = directory;
+        Database = database;
         Server = server;
     }
 
     public string Directory { get; }
 
+    /// <summary>The PostgreSQL database, or null on SQLite.</summary>
+    public TestDatabase? Database { get; }
+
     public MdsServer Server { get; private set; }
 
-    public static async Task<MdsFixture> StartAsync(string? directory = null, TimeSpan? heartbeat = null, TimeSpan? lease = null)
+    public static async Task<MdsFixture> StartAsync(TestStore store = TestStore.Sqlite, string? directory = null, TimeSpan? heartbeat = null, TimeSpan? lease = null)
     {
         directory ??= Path.Combine(Path.GetTempPath(), $"parafs-mds-{Guid.NewGuid():N}");
-        var server = await MdsServer.StartAsync(Options(directory, "127.0.0.1:0", heartbeat, lease));
-        return new MdsFixture(directory, server);
+        var database = store == TestStore.Postgres ? await TestPostgres.CreateDatabaseAsync() : null;
+        try
+        {
+            var server = await MdsServer.StartAsync(Options(directory, "127.0.0.1:0", heartbeat, lease, database?.ConnectionString));
+            return new MdsFixture(directory, database, server);
+        }
+        catch
+        {
+            if (database is not null)
+            {
+                await database.DisposeAsync();
+            }
+
+            throw;
+        }
     }
 
-    public static MdsOptions Options(string directory, string listen, TimeSpan? heartbeat = null, TimeSpan? lease = null) => new()
+    public static MdsOptions Options(string directory, string listen, TimeSpan? heartbeat = null, TimeSpan? lease = null, string? store = null) => new()
     {
         DataDirectory = directory,
+        Store = store,
         Listen = RpcEndpoint.Parse(listen),
         FileSystemName = "testfs",
         // Fake targets do not heartbeat on their own: a long interval keeps them up unless a test asks otherwise.
@@ -42,7 +63,7 @@ public sealed class MdsFixture : IAsyncDisposable
         var heartbeat = Server.HeartbeatInterval;
         var lease = Server.Sessions.Lease;
         await Server.DisposeAsync();
-        Server = await MdsServer.StartAsync(Options(Directory, endpoint, heartbeat, lease));
+        Server = await MdsServer.StartAsync(Options(Directory, endpoint, heartbeat, lease, Database?.ConnectionString));
     }
 
     public async Task<TestClient> ClientAsync(uint uid = 0, uint gid = 0, Func<RpcPush, RpcClientConnection, ValueTask>? onPush = null) =>
@@ -63,6 +84,11 @@ public sealed class MdsFixture : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await Server.DisposeAsync();
+        if (Database is not null)
+        {
+            await Database.DisposeAsync();
+        }
+
         try
         {
             System.IO.Directory.Delete(Directory, recursive: true);

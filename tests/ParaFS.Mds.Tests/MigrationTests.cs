@@ -5,16 +5,16 @@ using ParaFS.Protocol.Rpc;
 
 namespace ParaFS.Mds.Tests;
 
-/// <summary>The MDS's part of migration: pending layouts, generations, acknowledgements, cut-over, abort, retired objects, draining targets.</summary>
-public sealed class MigrationTests
+/// <summary>The MDS's part of migration: pending layouts, generations, acknowledgements, cut-over, abort, retired objects, draining targets. Runs on both stores.</summary>
+public abstract class MigrationTests(TestStore store)
 {
     private const ulong Root = 1;
 
     private static MigrateRequest Begin(ulong ino, string pool) => new() { Caller = new Caller(), Ino = ino, Policy = new LayoutPolicy { Pool = pool } };
 
-    private static async Task<(MdsFixture Mds, List<FakeOst> A, List<FakeOst> B)> StartAsync()
+    private async Task<(MdsFixture Mds, List<FakeOst> A, List<FakeOst> B)> StartAsync()
     {
-        var mds = await MdsFixture.StartAsync();
+        var mds = await MdsFixture.StartAsync(store);
         var a = await mds.AddTargetsAsync(2, "a");
         var b = await mds.AddTargetsAsync(2, "b");
         await using var client = await mds.ClientAsync();
@@ -29,7 +29,7 @@ public sealed class MigrationTests
         return attr.Ino;
     }
 
-    [Fact]
+    [StoreFact]
     public async Task Begin_adds_a_pending_layout_on_the_new_pool_and_is_resumable()
     {
         var (mds, a, b) = await StartAsync();
@@ -56,7 +56,7 @@ public sealed class MigrationTests
         Assert.Empty(a.Concat(b).SelectMany(t => t.Deletes));
     }
 
-    [Fact]
+    [StoreFact]
     public async Task Commit_waits_for_open_holders_and_old_objects_go_only_after_every_holder_moved_on()
     {
         var (mds, a, _) = await StartAsync();
@@ -92,7 +92,7 @@ public sealed class MigrationTests
         await holder.CloseAsync(open.Handle);
     }
 
-    [Fact]
+    [StoreFact]
     public async Task Abort_keeps_the_old_layout_and_retires_the_new_objects()
     {
         var (mds, _, b) = await StartAsync();
@@ -114,7 +114,7 @@ public sealed class MigrationTests
         Assert.Equal(begun.Pending.Objects.Select(o => o.ObjectId).Order(), b.SelectMany(t => t.Deletes).Order());
     }
 
-    [Fact]
+    [StoreFact]
     public async Task A_shrinking_truncate_during_a_migration_abandons_the_copy()
     {
         var (mds, a, _) = await StartAsync();
@@ -130,7 +130,7 @@ public sealed class MigrationTests
         Assert.Equal(Errno.EAGAIN, refused.Errno);
     }
 
-    [Fact]
+    [StoreFact]
     public async Task Unlinking_a_migrating_file_deletes_the_objects_of_both_layouts()
     {
         var (mds, a, b) = await StartAsync();
@@ -143,7 +143,7 @@ public sealed class MigrationTests
         Assert.Equal(begun.Objects.Concat(begun.Pending.Objects).Select(o => o.ObjectId).Order(), a.Concat(b).SelectMany(t => t.Deletes).Order());
     }
 
-    [Fact]
+    [StoreFact]
     public async Task A_draining_target_gets_no_new_stripes_and_only_root_drains()
     {
         var (mds, a, _) = await StartAsync();
@@ -170,3 +170,7 @@ public sealed class MigrationTests
         Assert.Equal(10, all.Files.Count);
     }
 }
+
+public sealed class MigrationTestsOnSqlite() : MigrationTests(TestStore.Sqlite);
+
+public sealed class MigrationTestsOnPostgres() : MigrationTests(TestStore.Postgres);

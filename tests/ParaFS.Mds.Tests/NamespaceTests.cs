@@ -5,14 +5,14 @@ using ParaFS.Protocol.Rpc;
 
 namespace ParaFS.Mds.Tests;
 
-public sealed class NamespaceTests
+public abstract class NamespaceTests(TestStore store)
 {
     private const ulong Root = 1;
 
-    [Fact]
+    [StoreFact]
     public async Task Concurrent_creates_and_renames_in_one_directory_lose_and_duplicate_nothing()
     {
-        await using var mds = await MdsFixture.StartAsync();
+        await using var mds = await MdsFixture.StartAsync(store);
         await mds.AddTargetsAsync(4);
         var clients = new List<TestClient>();
         for (var c = 0; c < 8; c++)
@@ -42,10 +42,10 @@ public sealed class NamespaceTests
         }
     }
 
-    [Fact]
+    [StoreFact]
     public async Task A_listing_in_progress_sees_every_entry_that_stays_exactly_once()
     {
-        await using var mds = await MdsFixture.StartAsync();
+        await using var mds = await MdsFixture.StartAsync(store);
         await mds.AddTargetsAsync(1);
         await using var client = await mds.ClientAsync();
         var dir = await client.MkdirAsync(Root, "d");
@@ -81,10 +81,10 @@ public sealed class NamespaceTests
         Assert.Equal(seen.Count, seen.Distinct().Count());
     }
 
-    [Fact]
+    [StoreFact]
     public async Task Rename_over_a_file_replaces_it_atomically_and_deletes_its_objects()
     {
-        await using var mds = await MdsFixture.StartAsync();
+        await using var mds = await MdsFixture.StartAsync(store);
         var osts = await mds.AddTargetsAsync(2);
         await using var client = await mds.ClientAsync();
         var a = await client.CreateAsync(Root, "a");
@@ -99,10 +99,10 @@ public sealed class NamespaceTests
         Assert.All(bLayout.Objects, o => Assert.Contains((o.TargetId, o.ObjectId), deleted));
     }
 
-    [Fact]
+    [StoreFact]
     public async Task Rename_exchange_swaps_two_names_and_moves_directories_between_parents()
     {
-        await using var mds = await MdsFixture.StartAsync();
+        await using var mds = await MdsFixture.StartAsync(store);
         await using var client = await mds.ClientAsync();
         var left = await client.MkdirAsync(Root, "left");
         var right = await client.MkdirAsync(Root, "right");
@@ -117,10 +117,10 @@ public sealed class NamespaceTests
         Assert.Equal(3u, (await client.GetAttrAsync(right.Ino)).Attr.Nlink);
     }
 
-    [Fact]
+    [StoreFact]
     public async Task Hard_links_count_names_and_the_last_unlink_deletes_the_objects()
     {
-        await using var mds = await MdsFixture.StartAsync();
+        await using var mds = await MdsFixture.StartAsync(store);
         var osts = await mds.AddTargetsAsync(1);
         await using var client = await mds.ClientAsync();
         var file = await client.CreateAsync(Root, "one");
@@ -139,10 +139,10 @@ public sealed class NamespaceTests
         Assert.Equal(Errno.ENOENT, e.Errno);
     }
 
-    [Fact]
+    [StoreFact]
     public async Task Unlink_of_an_open_file_keeps_its_objects_until_the_last_close_on_any_client()
     {
-        await using var mds = await MdsFixture.StartAsync();
+        await using var mds = await MdsFixture.StartAsync(store);
         var osts = await mds.AddTargetsAsync(2);
         await using var first = await mds.ClientAsync();
         await using var second = await mds.ClientAsync();
@@ -164,10 +164,10 @@ public sealed class NamespaceTests
         await Assert.ThrowsAsync<RpcException>(() => first.GetAttrAsync(created.Attr.Ino));
     }
 
-    [Fact]
+    [StoreFact]
     public async Task A_client_that_vanishes_releases_its_opens_after_the_lease()
     {
-        await using var mds = await MdsFixture.StartAsync(lease: TimeSpan.FromMilliseconds(500));
+        await using var mds = await MdsFixture.StartAsync(store, lease: TimeSpan.FromMilliseconds(500));
         var osts = await mds.AddTargetsAsync(1);
         await using var survivor = await mds.ClientAsync();
         var ghost = await mds.ClientAsync();
@@ -185,10 +185,10 @@ public sealed class NamespaceTests
         await Assert.ThrowsAsync<RpcException>(() => survivor.GetAttrAsync(created.Attr.Ino));
     }
 
-    [Fact]
+    [StoreFact]
     public async Task Queued_object_deletions_survive_an_mds_restart_and_reach_a_target_that_comes_back()
     {
-        await using var mds = await MdsFixture.StartAsync();
+        await using var mds = await MdsFixture.StartAsync(store);
         var osts = await mds.AddTargetsAsync(1);
         await using (var client = await mds.ClientAsync())
         {
@@ -207,10 +207,10 @@ public sealed class NamespaceTests
         Assert.Single(back.Deletes);
     }
 
-    [Fact]
+    [StoreFact]
     public async Task Truncate_cuts_each_object_on_its_target_to_its_share_of_the_new_size()
     {
-        await using var mds = await MdsFixture.StartAsync();
+        await using var mds = await MdsFixture.StartAsync(store);
         var osts = await mds.AddTargetsAsync(4);
         await using var client = await mds.ClientAsync();
         await client.CallAsync(Methods.MdsSetStripe, new SetStripeRequest { Caller = client.Caller, Ino = Root, Policy = new LayoutPolicy { StripeSize = 65536, StripeCount = 4 } });
@@ -236,10 +236,10 @@ public sealed class NamespaceTests
         Assert.Equal(new ulong[] { 131072, 98304, 65536, 65536 }, file.Layout.Objects.Select((_, i) => (ulong)map.ObjectSize(i, size)));
     }
 
-    [Fact]
+    [StoreFact]
     public async Task A_larger_size_report_wins_and_a_smaller_one_changes_nothing()
     {
-        await using var mds = await MdsFixture.StartAsync();
+        await using var mds = await MdsFixture.StartAsync(store);
         await mds.AddTargetsAsync(1);
         await using var client = await mds.ClientAsync();
         var file = await client.CreateAsync(Root, "grow");
@@ -248,10 +248,10 @@ public sealed class NamespaceTests
         Assert.Equal(5000ul, (await client.GetAttrAsync(file.Ino)).Attr.Size);
     }
 
-    [Fact]
+    [StoreFact]
     public async Task Another_client_is_told_when_an_entry_changes()
     {
-        await using var mds = await MdsFixture.StartAsync();
+        await using var mds = await MdsFixture.StartAsync(store);
         await mds.AddTargetsAsync(1);
         var changed = new TaskCompletionSource<EntryChanged>();
         await using var watcher = await mds.ClientAsync(onPush: (push, _) =>
@@ -270,10 +270,10 @@ public sealed class NamespaceTests
         Assert.Equal("news", push.Name);
     }
 
-    [Fact]
+    [StoreFact]
     public async Task Xattrs_round_trip_and_trusted_ones_are_hidden_from_users()
     {
-        await using var mds = await MdsFixture.StartAsync();
+        await using var mds = await MdsFixture.StartAsync(store);
         await mds.AddTargetsAsync(1);
         await using var root = await mds.ClientAsync();
         var file = await root.CreateAsync(Root, "x", mode: 0x1B6);
@@ -287,3 +287,7 @@ public sealed class NamespaceTests
         Assert.Equal(["user.a"], names.Names);
     }
 }
+
+public sealed class NamespaceTestsOnSqlite() : NamespaceTests(TestStore.Sqlite);
+
+public sealed class NamespaceTestsOnPostgres() : NamespaceTests(TestStore.Postgres);

@@ -5,14 +5,14 @@ using ParaFS.Protocol.Rpc;
 
 namespace ParaFS.Mds.Tests;
 
-public sealed class TargetTests
+public abstract class TargetTests(TestStore store)
 {
     private const ulong Root = 1;
 
-    [Fact]
+    [StoreFact]
     public async Task A_thousand_single_stripe_files_spread_within_five_percent_over_four_targets()
     {
-        await using var mds = await MdsFixture.StartAsync();
+        await using var mds = await MdsFixture.StartAsync(store);
         var osts = await mds.AddTargetsAsync(4);
         await using var client = await mds.ClientAsync();
         await client.CallAsync(Methods.MdsSetStripe, new SetStripeRequest { Caller = client.Caller, Ino = Root, Policy = new LayoutPolicy { StripeCount = 1 } });
@@ -28,10 +28,10 @@ public sealed class TargetTests
         Assert.All(perTarget.Values, n => Assert.InRange(n, 200, 300));
     }
 
-    [Fact]
+    [StoreFact]
     public async Task The_stripes_of_one_file_never_share_a_target_and_object_ids_are_unique_per_target()
     {
-        await using var mds = await MdsFixture.StartAsync();
+        await using var mds = await MdsFixture.StartAsync(store);
         await mds.AddTargetsAsync(4);
         await using var client = await mds.ClientAsync();
         var seen = new HashSet<(uint, ulong)>();
@@ -45,20 +45,20 @@ public sealed class TargetTests
         }
     }
 
-    [Fact]
+    [StoreFact]
     public async Task With_fewer_targets_than_the_stripe_count_a_file_uses_them_all()
     {
-        await using var mds = await MdsFixture.StartAsync();
+        await using var mds = await MdsFixture.StartAsync(store);
         await mds.AddTargetsAsync(2);
         await using var client = await mds.ClientAsync();
         var reply = await client.CallAsync(Methods.MdsCreate, new CreateRequest { Caller = client.Caller, Parent = Root, Name = "f", Type = FileType.Regular, Mode = 0x1A4 }, EntryReply.Parser);
         Assert.Equal(2u, reply.Layout.StripeCount);
     }
 
-    [Fact]
+    [StoreFact]
     public async Task A_file_in_a_pool_with_no_target_up_fails_with_ENOSPC_naming_the_pool()
     {
-        await using var mds = await MdsFixture.StartAsync();
+        await using var mds = await MdsFixture.StartAsync(store);
         await mds.AddTargetsAsync(1, pool: "vendorA");
         await using var client = await mds.ClientAsync();
         var e = await Assert.ThrowsAsync<RpcException>(() => client.CreateAsync(Root, "f"));
@@ -66,10 +66,10 @@ public sealed class TargetTests
         Assert.Contains("pool 'default'", e.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [StoreFact]
     public async Task A_target_registers_heartbeats_is_marked_down_when_silent_and_up_when_back()
     {
-        await using var mds = await MdsFixture.StartAsync(heartbeat: TimeSpan.FromMilliseconds(200));
+        await using var mds = await MdsFixture.StartAsync(store, heartbeat: TimeSpan.FromMilliseconds(200));
         await using var ost = (await mds.AddTargetsAsync(1, pool: "p1"))[0];
         await using var client = await mds.ClientAsync();
         async Task<TargetInfo> Info() => Assert.Single((await client.CallAsync(Methods.MdsListTargets, new StatFsRequest(), ListTargetsReply.Parser)).Targets);
@@ -94,20 +94,20 @@ public sealed class TargetTests
         Assert.Equal(TargetState.Up, (await Info()).State);
     }
 
-    [Fact]
+    [StoreFact]
     public async Task A_target_id_the_mds_never_assigned_is_refused()
     {
-        await using var mds = await MdsFixture.StartAsync();
+        await using var mds = await MdsFixture.StartAsync(store);
         await using var rpc = new RpcClient(mds.Server.Endpoint, new RpcClientOptions { Role = PeerRole.Ost });
         var e = await Assert.ThrowsAsync<RpcException>(() => rpc.CallAsync(Methods.RegisterTarget, new RegisterTargetRequest { TargetId = 42, Pool = "p", Address = "127.0.0.1:1" }, RegisterTargetReply.Parser));
         Assert.Equal(Errno.ENOENT, e.Errno);
         Assert.Contains("target 42", e.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [StoreFact]
     public async Task Statfs_sums_the_space_of_the_targets_that_are_up()
     {
-        await using var mds = await MdsFixture.StartAsync();
+        await using var mds = await MdsFixture.StartAsync(store);
         await mds.AddTargetsAsync(3, freeBytes: 1000);
         await using var client = await mds.ClientAsync();
         var statfs = await client.CallAsync(Methods.MdsStatFs, new StatFsRequest(), StatFsReply.Parser);
@@ -116,3 +116,7 @@ public sealed class TargetTests
         Assert.Equal(255u, statfs.MaxNameLength);
     }
 }
+
+public sealed class TargetTestsOnSqlite() : TargetTests(TestStore.Sqlite);
+
+public sealed class TargetTestsOnPostgres() : TargetTests(TestStore.Postgres);

@@ -111,4 +111,33 @@ public sealed class ClusterTests
 
         Directory.Delete(root, recursive: true);
     }
+
+    [MountFact(NeedsPostgres = true)]
+    public async Task Up_with_store_postgres_runs_its_own_server_and_keeps_files_across_runs()
+    {
+        var root = Path.Combine(Path.GetTempPath(), $"parafs-up-pg-{Guid.NewGuid():N}");
+        var data = Path.Combine(root, ".parafs");
+        var mnt = Path.Combine(root, "mnt");
+        try
+        {
+            string sha;
+            await using (var up = await ParafsUp.StartAsync(data, mnt, "--store", "postgres", "--targets", "2"))
+            {
+                Assert.Contains("started PostgreSQL on 127.0.0.1:", up.Output, StringComparison.Ordinal);
+                await Shell.OkAsync($"mkdir '{mnt}/d' && dd if=/dev/urandom of='{mnt}/d/a' bs=1M count=8 status=none");
+                sha = await Shell.OkAsync($"sha256sum < '{mnt}/d/a'");
+                Assert.Equal(0, await up.InterruptAsync());
+            }
+
+            Assert.False(File.Exists(Path.Combine(data, "postgres", "data", "postmaster.pid")), "up left its PostgreSQL server running");
+            await using (var again = await ParafsUp.StartAsync(data, mnt, "--store", "postgres"))
+            {
+                Assert.Equal(sha, await Shell.OkAsync($"sha256sum < '{mnt}/d/a'"));
+            }
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
 }

@@ -16,4 +16,17 @@ public sealed class MountFactAttribute : FactAttribute
             Skip = $"needs root to mount (running as {Environment.UserName}); CI runs as root";
         }
     }
+
+    /// <summary>The test also needs PostgreSQL (scripts/test installs it and sets PARAFS_TEST_PG).</summary>
+    public bool NeedsPostgres
+    {
+        get => TestPostgres.SkipReason is null;
+        init
+        {
+            if (value && Skip is null && TestPostgres.SkipReason is { } reason)
+            {
+                Skip = reason;
+            }
+        }
+    }
 }

@@ -7,12 +7,15 @@ namespace ParaFS.Protocol.Rpc;
 /// <summary>
 /// A pool of connections to one server. Calls spread over the connections; a connection that
 /// broke has failed its own pending calls and is replaced on the next call that picks it.
+/// Given several addresses (an active MDS and its standbys), a new connection goes to the one
+/// that answered last, or else to the next that answers.
 /// </summary>
 public sealed class RpcClient : IAsyncDisposable
 {
     private readonly Slot[] _slots;
     private readonly ILogger _logger;
     private int _next;
+    private int _answering;
     private bool _disposed;
 
     public RpcClient(RpcEndpoint endpoint, RpcClientOptions options, ILoggerFactory? loggerFactory = null)
@@ -97,7 +100,7 @@ public sealed class RpcClient : IAsyncDisposable
                 await broken.DisposeAsync().ConfigureAwait(false);
             }
 
-            var connection = await RpcClientConnection.ConnectAsync(Endpoint, Options, _logger, cancellationToken).ConfigureAwait(false);
+            var connection = await ConnectAnyAsync(cancellationToken).ConfigureAwait(false);
             ServerInfo = connection.ServerInfo;
             slot.Connection = connection;
             return connection;
@@ -106,6 +109,13 @@ public sealed class RpcClient : IAsyncDisposable
         {
             slot.Gate.Release();
         }
+    }
+
+    private async Task<RpcClientConnection> ConnectAnyAsync(CancellationToken cancellationToken)
+    {
+        var (connection, index) = await RpcClientConnection.ConnectFirstAnsweringAsync(Endpoint, Volatile.Read(ref _answering), Options, _logger, cancellationToken).ConfigureAwait(false);
+        Volatile.Write(ref _answering, index);
+        return connection;
     }
 
     private sealed class Slot

@@ -38,7 +38,43 @@ public sealed class RpcClientConnection : RpcChannel
 
     /// <summary>Connects, shakes hands, and returns a connection ready for calls.</summary>
     public static async Task<RpcClientConnection> ConnectAsync(
-        RpcEndpoint endpoint, RpcClientOptions options, ILogger logger, CancellationToken cancellationToken = default)
+        RpcEndpoint endpoint, RpcClientOptions options, ILogger logger, CancellationToken cancellationToken = default) =>
+        (await ConnectFirstAnsweringAsync(endpoint, 0, options, logger, cancellationToken).ConfigureAwait(false)).Connection;
+
+    /// <summary>
+    /// Connects to the first address of <paramref name="endpoint"/> that answers, starting at
+    /// index <paramref name="first"/> (the one that answered last time); returns the index too.
+    /// An address that is down, or a standby MDS that does not listen yet, is passed over; a
+    /// server that answers and refuses (another file system) is not.
+    /// </summary>
+    public static async Task<(RpcClientConnection Connection, int Index)> ConnectFirstAnsweringAsync(
+        RpcEndpoint endpoint, int first, RpcClientOptions options, ILogger logger, CancellationToken cancellationToken = default)
+    {
+        var addresses = endpoint.Addresses;
+        if (addresses.Count == 1)
+        {
+            return (await ConnectOneAsync(endpoint, options, logger, cancellationToken).ConfigureAwait(false), 0);
+        }
+
+        var failures = new List<string>();
+        for (var i = 0; i < addresses.Count; i++)
+        {
+            var index = (first + i) % addresses.Count;
+            try
+            {
+                return (await ConnectOneAsync(addresses[index], options, logger, cancellationToken).ConfigureAwait(false), index);
+            }
+            catch (RpcException e) when (e.Errno is Errno.ECONNREFUSED or Errno.ETIMEDOUT or Errno.EHOSTUNREACH or Errno.ECONNRESET)
+            {
+                failures.Add(e.Message);
+            }
+        }
+
+        throw new RpcException(Errno.ECONNREFUSED, $"no server of {endpoint} answered: {string.Join("; ", failures)}");
+    }
+
+    private static async Task<RpcClientConnection> ConnectOneAsync(
+        RpcEndpoint endpoint, RpcClientOptions options, ILogger logger, CancellationToken cancellationToken)
     {
         var address = await endpoint.ResolveAsync(cancellationToken).ConfigureAwait(false);
         var socket = endpoint.IsUnix

@@ -6,17 +6,28 @@ namespace ParaFS.Protocol.Rpc;
 
 /// <summary>
 /// Where a server listens: <c>HOST:PORT</c> (TCP; <c>[::1]:PORT</c> for IPv6) or <c>unix:/path</c>
-/// (a Unix domain socket).
+/// (a Unix domain socket). A client may be given several, comma-separated
+/// (<c>mds1:7000,mds2:7000</c>: an active MDS and its standbys); it connects to the first that
+/// answers (<see cref="Addresses"/>). A server listens on one.
 /// </summary>
 public sealed record RpcEndpoint
 {
-    private RpcEndpoint(string text, string? host, int port, string? unixPath)
+    private readonly IReadOnlyList<RpcEndpoint>? _list;
+
+    private RpcEndpoint(string text, string? host, int port, string? unixPath, IReadOnlyList<RpcEndpoint>? list = null)
     {
         Text = text;
         Host = host;
         Port = port;
         UnixPath = unixPath;
+        _list = list;
     }
+
+    /// <summary>The addresses to try in turn: this one alone, or each of a comma-separated list.</summary>
+    public IReadOnlyList<RpcEndpoint> Addresses => _list ?? [this];
+
+    /// <summary>More than one address (a client's list of MDS processes); a server cannot listen on it.</summary>
+    public bool IsList => _list is not null;
 
     public string Text { get; }
 
@@ -31,6 +42,17 @@ public sealed record RpcEndpoint
     public static RpcEndpoint Parse(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
+        if (text.Contains(',', StringComparison.Ordinal))
+        {
+            var list = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Parse).ToList();
+            if (list.Count == 0)
+            {
+                throw new FormatException($"'{text}' names no address");
+            }
+
+            return list.Count == 1 ? list[0] : new RpcEndpoint(string.Join(',', list.Select(e => e.Text)), list[0].Host, list[0].Port, list[0].UnixPath, list);
+        }
+
         if (text.StartsWith("unix:", StringComparison.Ordinal))
         {
             var path = text["unix:".Length..];
@@ -83,4 +105,9 @@ public sealed record RpcEndpoint
     }
 
     public override string ToString() => Text;
+
+    // The text determines every other field (a list included), so it alone decides equality.
+    public bool Equals(RpcEndpoint? other) => other is not null && Text == other.Text;
+
+    public override int GetHashCode() => Text.GetHashCode(StringComparison.Ordinal);
 }

@@ -49,6 +49,11 @@ public sealed class RpcServer : IAsyncDisposable
 
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
+        if (Options.Listen.IsList)
+        {
+            throw new IOException($"cannot listen on {Options.Listen}: a server listens on one address");
+        }
+
         var address = await Options.Listen.ResolveAsync(cancellationToken).ConfigureAwait(false);
         Socket listener;
         if (Options.Listen.IsUnix)

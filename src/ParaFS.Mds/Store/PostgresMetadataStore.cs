@@ -1,0 +1,614 @@
+using System.Data;
+using Google.Protobuf;
+using Npgsql;
+using ParaFS.Common;
+using ParaFS.Protocol.Mds;
+
+namespace ParaFS.Mds.Store;
+
+/// <summary>
+/// The shared store: a PostgreSQL database that several MDS processes can open (one serves, the
+/// others wait: <see cref="PostgresLeaderLock"/>). Every write transaction runs SERIALIZABLE, so
+/// two namespace operations that read and write the same names behave as if one ran after the
+/// other (no lost rename, no duplicate entry); PostgreSQL aborts one of them with a serialization
+/// failure (SQLSTATE 40001) or a deadlock (40P01) and it is run again here. Read transactions
+/// run REPEATABLE READ (one snapshot). A commit is durable before it returns (synchronous_commit
+/// is the server's; the default, on, flushes the WAL).
+/// </summary>
+public sealed class PostgresMetadataStore : IMetadataStore
+{
+    /// <summary>Schema versions in order; a new version appends its statements and never edits old ones.</summary>
+    private static readonly string[][] Migrations =
+    [
+        [
+            "CREATE TABLE meta (key text COLLATE \"C\" PRIMARY KEY, value text NOT NULL)",
+            """
+            CREATE TABLE inodes (
+                ino bigint PRIMARY KEY, type integer NOT NULL, mode bigint NOT NULL, nlink bigint NOT NULL,
+                uid bigint NOT NULL, gid bigint NOT NULL, size bigint NOT NULL,
+                atime_ns bigint NOT NULL, mtime_ns bigint NOT NULL, ctime_ns bigint NOT NULL, crtime_ns bigint NOT NULL,
+                rdev bigint NOT NULL, parent bigint NOT NULL, symlink text, layout bytea, policy bytea)
+            """,
+            "CREATE INDEX inodes_orphans ON inodes (nlink) WHERE nlink = 0",
+            // Cookies come from an identity column: increasing, never reused, so a readdir cursor never repeats an entry.
+            """
+            CREATE TABLE entries (
+                cookie bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, parent bigint NOT NULL, name text COLLATE "C" NOT NULL,
+                ino bigint NOT NULL, UNIQUE (parent, name))
+            """,
+            "CREATE INDEX entries_by_parent_cookie ON entries (parent, cookie)",
+            "CREATE TABLE xattrs (ino bigint NOT NULL, name text COLLATE \"C\" NOT NULL, value bytea NOT NULL, PRIMARY KEY (ino, name))",
+            """
+            CREATE TABLE targets (
+                id integer PRIMARY KEY, pool text NOT NULL, address text NOT NULL, backend text NOT NULL, state integer NOT NULL,
+                capacity bigint NOT NULL, free bigint NOT NULL, objects bigint NOT NULL,
+                registered_ms bigint NOT NULL, last_heartbeat_ms bigint NOT NULL)
+            """,
+            "CREATE TABLE object_deletions (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, target integer NOT NULL, object bigint NOT NULL)",
+        ],
+    ];
+
+    /// <summary>Serializes schema migrations of two MDS processes starting at once (pg_advisory_xact_lock).</summary>
+    private const long MigrationLockKey = 0x7061726166730002;
+
+    private const int MaxAttempts = 64;
+
+    private PostgresMetadataStore(NpgsqlDataSource dataSource, string description)
+    {
+        DataSource = dataSource;
+        Description = description;
+    }
+
+    public string Kind => "postgres";
+
+    /// <summary>The server and database, without the password, for logs and errors.</summary>
+    public string Description { get; }
+
+    public static int SchemaVersion => Migrations.Length;
+
+    internal NpgsqlDataSource DataSource { get; }
+
+    /// <summary>Serialization failures retried so far (for logs and tests).</summary>
+    public long Retries => Interlocked.Read(ref _retries);
+
+    private readonly SemaphoreSlim _retrying = new(1, 1);
+
+    /// <summary>Counter sequences known to exist, so NextId is one statement.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _sequences = new(StringComparer.Ordinal);
+
+    private long _retries;
+
+    /// <summary>True for <c>--store</c> values that name a PostgreSQL database: a connection string or a postgres:// URL.</summary>
+    public static bool IsConnectionString(string store) =>
+        store.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase)
+        || store.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase)
+        || store.Contains('=', StringComparison.Ordinal);
+
+    /// <summary>
+    /// Connects, checks the schema and (with <paramref name="migrate"/>) brings it up to date.
+    /// Every way this can fail (server unreachable, wrong credentials, no such database, a newer
+    /// schema, a database that holds something else) is one <see cref="StartupException"/>
+    /// naming the store and what to do. An MDS opens without migrating, and migrates
+    /// (<see cref="MigrateAsync(CancellationToken)"/>) once it holds the leader lock, so a
+    /// standby never changes the schema under the MDS that serves.
+    /// </summary>
+    public static async Task<PostgresMetadataStore> OpenAsync(string store, bool migrate = true, CancellationToken cancellationToken = default)
+    {
+        var builder = ParseConnectionString(store);
+        var description = Describe(builder);
+        var dataSource = NpgsqlDataSource.Create(builder);
+        try
+        {
+            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await MigrateAsync(connection, description, migrate, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or System.Net.Sockets.SocketException)
+        {
+            await dataSource.DisposeAsync().ConfigureAwait(false);
+            throw new StartupException($"cannot open the metadata store {description}: {Explain(e)}", e);
+        }
+        catch
+        {
+            await dataSource.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        return new PostgresMetadataStore(dataSource, description);
+    }
+
+    /// <summary>A connection string (<c>Host=...;Database=...</c>) or a URL (<c>postgres://user:password@host:port/database?sslmode=require</c>).</summary>
+    public static NpgsqlConnectionStringBuilder ParseConnectionString(string store)
+    {
+        NpgsqlConnectionStringBuilder builder;
+        try
+        {
+            builder = store.Contains("://", StringComparison.Ordinal) ? FromUrl(store) : new NpgsqlConnectionStringBuilder(store);
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException or UriFormatException)
+        {
+            throw new StartupException($"the metadata store '{Redact(store)}' is not a PostgreSQL connection string (Host=...;Database=...) or a postgres://user@host:port/database URL: {e.Message}", e);
+        }
+
+        if (string.IsNullOrEmpty(builder.Host))
+        {
+            throw new StartupException($"the metadata store '{Redact(store)}' names no host; write Host=HOST;Database=NAME or postgres://HOST/NAME");
+        }
+
+        // Statements repeat for every operation: let Npgsql prepare the common ones.
+        if (builder.MaxAutoPrepare == 0)
+        {
+            builder.MaxAutoPrepare = 64;
+        }
+
+        builder.ApplicationName ??= "parafs-mds";
+
+        // The MDS sets no session state, so a pooled connection needs no reset between transactions.
+        builder.NoResetOnClose = true;
+        return builder;
+    }
+
+    public async Task<T> ReadAsync<T>(Func<IStoreTransaction, T> work, CancellationToken cancellationToken = default)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await using var tx = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, cancellationToken).ConfigureAwait(false);
+                var result = work(new Transaction(connection, tx, _sequences));
+                await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+                return result;
+            }
+            catch (PostgresException e) when (IsRetryable(e) && attempt < MaxAttempts)
+            {
+                await BackOffAsync(attempt, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Transactions run concurrently; one that had to be run again runs its next attempts one at
+    /// a time with the other retried ones (<see cref="_retrying"/>), so operations that collide
+    /// over one hot row (a busy directory's inode) queue up instead of colliding again and again.
+    /// </summary>
+    public async Task<T> WriteAsync<T>(Func<IStoreTransaction, T> work, CancellationToken cancellationToken = default)
+    {
+        var gated = false;
+        try
+        {
+            for (var attempt = 1; ; attempt++)
+            {
+                await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await using var tx = await connection.BeginTransactionAsync(IsolationLevel.Serializable, cancellationToken).ConfigureAwait(false);
+                    var result = work(new Transaction(connection, tx, _sequences));
+                    await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+                    return result;
+                }
+                catch (PostgresException e) when (IsRetryable(e) && attempt < MaxAttempts)
+                {
+                    Interlocked.Increment(ref _retries);
+                    if (!gated)
+                    {
+                        await _retrying.WaitAsync(cancellationToken).ConfigureAwait(false);
+                        gated = true;
+                    }
+                    else
+                    {
+                        await BackOffAsync(attempt, cancellationToken).ConfigureAwait(false);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            if (gated)
+            {
+                _retrying.Release();
+            }
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        _retrying.Dispose();
+        return DataSource.DisposeAsync();
+    }
+
+    /// <summary>
+    /// 40001 serialization_failure and 40P01 deadlock_detected: the transaction did nothing and
+    /// can run again. 23505 unique_violation too: under SERIALIZABLE a concurrent insert of the
+    /// same name can surface as one, and the rerun then sees the name and answers EEXIST.
+    /// </summary>
+    private static bool IsRetryable(PostgresException e) =>
+        e.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.UniqueViolation;
+
+    private static Task BackOffAsync(int attempt, CancellationToken cancellationToken)
+    {
+        // Random, growing delays so two operations that collided do not collide again in step.
+        var ceiling = Math.Min(50, 1 << Math.Min(attempt, 6));
+        return Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.NextDouble() * ceiling), cancellationToken);
+    }
+
+    /// <summary>Brings the schema up to date (see <see cref="OpenAsync"/>).</summary>
+    public async Task MigrateAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await MigrateAsync(connection, Description, apply: true, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            throw new StartupException($"cannot update the schema of the metadata store {Description}: {Explain(e)}", e);
+        }
+    }
+
+    private static async Task MigrateAsync(NpgsqlConnection connection, string description, bool apply, CancellationToken cancellationToken)
+    {
+        await using var tx = await connection.BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken).ConfigureAwait(false);
+        await ExecAsync(connection, tx, $"SELECT pg_advisory_xact_lock({MigrationLockKey})", cancellationToken).ConfigureAwait(false);
+        var hasVersionTable = await ScalarAsync(connection, tx, "SELECT to_regclass('parafs_schema') IS NOT NULL", cancellationToken).ConfigureAwait(false) is true;
+        var version = 0;
+        if (hasVersionTable)
+        {
+            version = Convert.ToInt32(await ScalarAsync(connection, tx, "SELECT version FROM parafs_schema", cancellationToken).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        else
+        {
+            var tables = Convert.ToInt64(await ScalarAsync(connection, tx, "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()", cancellationToken).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture);
+            if (tables > 0)
+            {
+                throw new StartupException(
+                    $"the metadata store {description} already holds {tables} tables that are not a ParaFS schema (no parafs_schema table); give parafs an empty database of its own");
+            }
+        }
+
+        if (version > Migrations.Length)
+        {
+            throw new StartupException(
+                $"the metadata store {description} has schema version {version}, newer than this parafs understands ({Migrations.Length}); run a newer parafs");
+        }
+
+        if (!apply)
+        {
+            return;
+        }
+
+        if (!hasVersionTable)
+        {
+            await ExecAsync(connection, tx, "CREATE TABLE parafs_schema (version integer NOT NULL)", cancellationToken).ConfigureAwait(false);
+            await ExecAsync(connection, tx, "INSERT INTO parafs_schema (version) VALUES (0)", cancellationToken).ConfigureAwait(false);
+        }
+
+        for (var v = version; v < Migrations.Length; v++)
+        {
+            foreach (var statement in Migrations[v])
+            {
+                await ExecAsync(connection, tx, statement, cancellationToken).ConfigureAwait(false);
+            }
+
+            await ExecAsync(connection, tx, $"UPDATE parafs_schema SET version = {v + 1}", cancellationToken).ConfigureAwait(false);
+        }
+
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task ExecAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(sql, connection, tx);
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<object?> ScalarAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(sql, connection, tx);
+        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>What went wrong, in words a user can act on.</summary>
+    private static string Explain(Exception e) => e switch
+    {
+        PostgresException { SqlState: PostgresErrorCodes.InvalidPassword or PostgresErrorCodes.InvalidAuthorizationSpecification } p =>
+            $"{p.MessageText}; check the user name and password in --store",
+        PostgresException { SqlState: PostgresErrorCodes.InvalidCatalogName } p =>
+            $"{p.MessageText}; create it first (createdb NAME) or name another database in --store",
+        PostgresException p => $"{p.MessageText} (SQLSTATE {p.SqlState})",
+        NpgsqlException { InnerException: System.Net.Sockets.SocketException s } => $"the server does not answer ({s.Message}); is PostgreSQL running and listening there?",
+        NpgsqlException { InnerException: TimeoutException } => "connecting timed out; is PostgreSQL running and reachable?",
+        _ => e.Message,
+    };
+
+    private static string Describe(NpgsqlConnectionStringBuilder builder) =>
+        $"postgres://{(string.IsNullOrEmpty(builder.Username) ? "" : builder.Username + "@")}{builder.Host}:{builder.Port}/{builder.Database ?? builder.Username ?? ""}";
+
+    /// <summary>The store text with any password cut out, for error messages.</summary>
+    private static string Redact(string store) =>
+        System.Text.RegularExpressions.Regex.Replace(
+            System.Text.RegularExpressions.Regex.Replace(store, "(?i)(password|pwd)\\s*=[^;]*", "$1=***"),
+            "://([^:@/]+):[^@/]*@",
+            "://$1:***@");
+
+    private static NpgsqlConnectionStringBuilder FromUrl(string url)
+    {
+        var uri = new Uri(url);
+        if (uri.Scheme is not ("postgres" or "postgresql"))
+        {
+            throw new FormatException($"the URL scheme is {uri.Scheme}, not postgres");
+        }
+
+        var builder = new NpgsqlConnectionStringBuilder { Host = uri.Host.Trim('[', ']') };
+        if (uri.Port > 0)
+        {
+            builder.Port = uri.Port;
+        }
+
+        if (uri.UserInfo.Length > 0)
+        {
+            var parts = uri.UserInfo.Split(':', 2);
+            builder.Username = Uri.UnescapeDataString(parts[0]);
+            if (parts.Length == 2)
+            {
+                builder.Password = Uri.UnescapeDataString(parts[1]);
+            }
+        }
+
+        var database = Uri.UnescapeDataString(uri.AbsolutePath.TrimStart('/'));
+        if (database.Length > 0)
+        {
+            builder.Database = database;
+        }
+
+        foreach (var pair in uri.Query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var kv = pair.Split('=', 2);
+            var key = Uri.UnescapeDataString(kv[0]);
+            var value = kv.Length == 2 ? Uri.UnescapeDataString(kv[1]) : "";
+            builder[key.Equals("sslmode", StringComparison.OrdinalIgnoreCase) ? "SSL Mode" : key] = value;
+        }
+
+        return builder;
+    }
+
+    /// <summary>One transaction's statements. Counters are PostgreSQL sequences: never a hot row every create must lock.</summary>
+    private sealed class Transaction(NpgsqlConnection connection, NpgsqlTransaction tx, System.Collections.Concurrent.ConcurrentDictionary<string, bool> knownSequences) : IStoreTransaction
+    {
+        public string? GetMeta(string key) => Scalar("SELECT value FROM meta WHERE key = $1", key) as string;
+
+        public void SetMeta(string key, string value) =>
+            Run("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value);
+
+        /// <summary>
+        /// One sequence per counter (created on first use). A sequence hands out each value once
+        /// even to transactions that roll back or are retried, so ids may skip but never repeat,
+        /// and concurrent creates do not conflict over a counter row.
+        /// </summary>
+        public long NextId(string counter, long first = 1)
+        {
+            var sequence = "counter_" + new string(counter.Select(c => char.IsAsciiLetterOrDigit(c) ? char.ToLowerInvariant(c) : '_').ToArray());
+            if (!knownSequences.ContainsKey(sequence))
+            {
+                // Remembered once it is seen committed: a sequence this transaction creates
+                // disappears again if the transaction rolls back.
+                if (Scalar("SELECT to_regclass($1) IS NOT NULL", sequence) is true)
+                {
+                    knownSequences.TryAdd(sequence, true);
+                }
+                else
+                {
+                    Run($"CREATE SEQUENCE IF NOT EXISTS {sequence} START WITH {first} MINVALUE {Math.Min(first, 1)}");
+                }
+            }
+
+            return (long)Scalar("SELECT nextval($1::regclass)", sequence)!;
+        }
+
+        public InodeRecord? GetInode(long ino)
+        {
+            using var reader = Query($"SELECT {InodeColumns} FROM inodes WHERE ino = $1", ino);
+            return reader.Read() ? ReadInode(reader) : null;
+        }
+
+        public IReadOnlyList<InodeRecord> ListFiles(long afterIno, int limit)
+        {
+            using var reader = Query($"SELECT {InodeColumns} FROM inodes WHERE ino > $1 AND type = $2 ORDER BY ino LIMIT $3", afterIno, (int)FileType.Regular, (long)limit);
+            var list = new List<InodeRecord>();
+            while (reader.Read())
+            {
+                list.Add(ReadInode(reader));
+            }
+
+            return list;
+        }
+
+        public void InsertInode(InodeRecord i) => Run(
+            "INSERT INTO inodes (ino, type, mode, nlink, uid, gid, size, atime_ns, mtime_ns, ctime_ns, crtime_ns, rdev, parent, symlink, layout, policy) " +
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            InodeValues(i));
+
+        public void UpdateInode(InodeRecord i) => Run(
+            "UPDATE inodes SET type = $2, mode = $3, nlink = $4, uid = $5, gid = $6, size = $7, atime_ns = $8, mtime_ns = $9, ctime_ns = $10, " +
+            "crtime_ns = $11, rdev = $12, parent = $13, symlink = $14, layout = $15, policy = $16 WHERE ino = $1",
+            InodeValues(i));
+
+        public void DeleteInode(long ino)
+        {
+            Run("DELETE FROM inodes WHERE ino = $1", ino);
+            Run("DELETE FROM xattrs WHERE ino = $1", ino);
+        }
+
+        public long CountInodes() => (long)Scalar("SELECT count(*) FROM inodes")!;
+
+        public IReadOnlyList<long> ListOrphans()
+        {
+            using var reader = Query("SELECT ino FROM inodes WHERE nlink = 0");
+            var list = new List<long>();
+            while (reader.Read())
+            {
+                list.Add(reader.GetInt64(0));
+            }
+
+            return list;
+        }
+
+        public long? LookupEntry(long parent, string name) => Scalar("SELECT ino FROM entries WHERE parent = $1 AND name = $2", parent, name) as long?;
+
+        public void InsertEntry(long parent, string name, long ino) =>
+            Run("INSERT INTO entries (parent, name, ino) VALUES ($1, $2, $3)", parent, name, ino);
+
+        public void ReplaceEntry(long parent, string name, long ino)
+        {
+            DeleteEntry(parent, name);
+            InsertEntry(parent, name, ino);
+        }
+
+        public void DeleteEntry(long parent, string name) => Run("DELETE FROM entries WHERE parent = $1 AND name = $2", parent, name);
+
+        public IReadOnlyList<EntryRecord> ListEntries(long parent, long afterCookie, int limit)
+        {
+            using var reader = Query(
+                "SELECT e.name, e.ino, i.type, e.cookie FROM entries e JOIN inodes i ON i.ino = e.ino " +
+                "WHERE e.parent = $1 AND e.cookie > $2 ORDER BY e.cookie LIMIT $3", parent, afterCookie, (long)limit);
+            var list = new List<EntryRecord>();
+            while (reader.Read())
+            {
+                list.Add(new EntryRecord(reader.GetString(0), reader.GetInt64(1), (FileType)reader.GetInt32(2), reader.GetInt64(3)));
+            }
+
+            return list;
+        }
+
+        public bool HasEntries(long parent) => Scalar("SELECT 1 FROM entries WHERE parent = $1 LIMIT 1", parent) is not null;
+
+        public byte[]? GetXattr(long ino, string name) => Scalar("SELECT value FROM xattrs WHERE ino = $1 AND name = $2", ino, name) as byte[];
+
+        public void SetXattr(long ino, string name, byte[] value) =>
+            Run("INSERT INTO xattrs (ino, name, value) VALUES ($1, $2, $3) ON CONFLICT (ino, name) DO UPDATE SET value = excluded.value", ino, name, value);
+
+        public bool RemoveXattr(long ino, string name) => Run("DELETE FROM xattrs WHERE ino = $1 AND name = $2", ino, name) > 0;
+
+        public IReadOnlyList<string> ListXattrs(long ino)
+        {
+            using var reader = Query("SELECT name FROM xattrs WHERE ino = $1 ORDER BY name", ino);
+            var list = new List<string>();
+            while (reader.Read())
+            {
+                list.Add(reader.GetString(0));
+            }
+
+            return list;
+        }
+
+        public IReadOnlyList<TargetRecord> ListTargets()
+        {
+            using var reader = Query("SELECT id, pool, address, backend, state, capacity, free, objects, registered_ms, last_heartbeat_ms FROM targets ORDER BY id");
+            var list = new List<TargetRecord>();
+            while (reader.Read())
+            {
+                list.Add(new TargetRecord
+                {
+                    Id = reader.GetInt32(0),
+                    Pool = reader.GetString(1),
+                    Address = reader.GetString(2),
+                    Backend = reader.GetString(3),
+                    State = (TargetState)reader.GetInt32(4),
+                    CapacityBytes = reader.GetInt64(5),
+                    FreeBytes = reader.GetInt64(6),
+                    Objects = reader.GetInt64(7),
+                    RegisteredMs = reader.GetInt64(8),
+                    LastHeartbeatMs = reader.GetInt64(9),
+                });
+            }
+
+            return list;
+        }
+
+        public void UpsertTarget(TargetRecord t) => Run(
+            "INSERT INTO targets (id, pool, address, backend, state, capacity, free, objects, registered_ms, last_heartbeat_ms) " +
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO UPDATE SET pool = excluded.pool, address = excluded.address, " +
+            "backend = excluded.backend, state = excluded.state, capacity = excluded.capacity, free = excluded.free, objects = excluded.objects, " +
+            "registered_ms = excluded.registered_ms, last_heartbeat_ms = excluded.last_heartbeat_ms",
+            t.Id, t.Pool, t.Address, t.Backend, (int)t.State, t.CapacityBytes, t.FreeBytes, t.Objects, t.RegisteredMs, t.LastHeartbeatMs);
+
+        public void EnqueueObjectDeletion(int targetId, long objectId) =>
+            Run("INSERT INTO object_deletions (target, object) VALUES ($1, $2)", targetId, objectId);
+
+        public IReadOnlyList<ObjectDeletion> PeekObjectDeletions(int limit)
+        {
+            using var reader = Query("SELECT id, target, object FROM object_deletions ORDER BY id LIMIT $1", (long)limit);
+            var list = new List<ObjectDeletion>();
+            while (reader.Read())
+            {
+                list.Add(new ObjectDeletion(reader.GetInt64(0), reader.GetInt32(1), reader.GetInt64(2)));
+            }
+
+            return list;
+        }
+
+        public void CompleteObjectDeletion(long id) => Run("DELETE FROM object_deletions WHERE id = $1", id);
+
+        private const string InodeColumns = "ino, type, mode, nlink, uid, gid, size, atime_ns, mtime_ns, ctime_ns, crtime_ns, rdev, parent, symlink, layout, policy";
+
+        private static InodeRecord ReadInode(NpgsqlDataReader reader) => new()
+        {
+            Ino = reader.GetInt64(0),
+            Type = (FileType)reader.GetInt32(1),
+            Mode = (uint)reader.GetInt64(2),
+            Nlink = (uint)reader.GetInt64(3),
+            Uid = (uint)reader.GetInt64(4),
+            Gid = (uint)reader.GetInt64(5),
+            Size = reader.GetInt64(6),
+            AtimeNs = reader.GetInt64(7),
+            MtimeNs = reader.GetInt64(8),
+            CtimeNs = reader.GetInt64(9),
+            CrtimeNs = reader.GetInt64(10),
+            Rdev = reader.GetInt64(11),
+            Parent = reader.GetInt64(12),
+            SymlinkTarget = reader.IsDBNull(13) ? null : reader.GetString(13),
+            Layout = reader.IsDBNull(14) ? null : Layout.Parser.ParseFrom(reader.GetFieldValue<byte[]>(14)),
+            Policy = reader.IsDBNull(15) ? null : LayoutPolicy.Parser.ParseFrom(reader.GetFieldValue<byte[]>(15)),
+        };
+
+        private static NpgsqlParameter[] InodeValues(InodeRecord i) =>
+        [
+            new() { Value = i.Ino }, new() { Value = (int)i.Type }, new() { Value = (long)i.Mode }, new() { Value = (long)i.Nlink },
+            new() { Value = (long)i.Uid }, new() { Value = (long)i.Gid }, new() { Value = i.Size }, new() { Value = i.AtimeNs },
+            new() { Value = i.MtimeNs }, new() { Value = i.CtimeNs }, new() { Value = i.CrtimeNs }, new() { Value = i.Rdev },
+            new() { Value = i.Parent },
+            new() { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text, Value = (object?)i.SymlinkTarget ?? DBNull.Value },
+            new() { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bytea, Value = (object?)i.Layout?.ToByteArray() ?? DBNull.Value },
+            new() { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bytea, Value = (object?)i.Policy?.ToByteArray() ?? DBNull.Value },
+        ];
+
+        private NpgsqlCommand Prepare(string sql, object[] values)
+        {
+            var command = new NpgsqlCommand(sql, connection, tx);
+            foreach (var value in values)
+            {
+                command.Parameters.Add(value as NpgsqlParameter ?? new NpgsqlParameter { Value = value });
+            }
+
+            return command;
+        }
+
+        private int Run(string sql, params object[] values)
+        {
+            using var command = Prepare(sql, values);
+            return command.ExecuteNonQuery();
+        }
+
+        private object? Scalar(string sql, params object[] values)
+        {
+            using var command = Prepare(sql, values);
+            return command.ExecuteScalar() is var v && v is DBNull ? null : v;
+        }
+
+        private NpgsqlDataReader Query(string sql, params object[] values)
+        {
+            // The reader owns the command's lifetime from here; disposing the reader is enough.
+            var command = Prepare(sql, values);
+            return command.ExecuteReader(CommandBehavior.Default);
+        }
+    }
+}

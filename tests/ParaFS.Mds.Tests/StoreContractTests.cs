@@ -1,0 +1,181 @@
+using Microsoft.Data.Sqlite;
+using ParaFS.Common;
+using ParaFS.Mds.Store;
+using ParaFS.Protocol.Mds;
+
+namespace ParaFS.Mds.Tests;
+
+/// <summary>What every metadata store promises (IMetadataStore), checked on SQLite and on PostgreSQL alike.</summary>
+public abstract class StoreContractTests(TestStore kind) : IAsyncLifetime
+{
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), $"parafs-store-{Guid.NewGuid():N}");
+    private TestDatabase? _database;
+    private IMetadataStore _store = null!;
+    private bool _closed;
+
+    public async Task InitializeAsync()
+    {
+        _database = kind == TestStore.Postgres ? await TestPostgres.CreateDatabaseAsync() : null;
+        _store = await OpenAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (!_closed)
+        {
+            await _store.DisposeAsync();
+        }
+
+        if (_database is not null)
+        {
+            await _database.DisposeAsync();
+        }
+
+        if (Directory.Exists(_directory))
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+    }
+
+    [StoreFact]
+    public async Task Concurrent_transactions_never_get_the_same_id_twice()
+    {
+        var ids = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
+        {
+            var mine = new List<long>();
+            for (var i = 0; i < 100; i++)
+            {
+                mine.Add(await _store.WriteAsync(tx => tx.NextId("inode", 2)));
+            }
+
+            return mine;
+        })));
+        var all = ids.SelectMany(x => x).ToList();
+        Assert.Equal(all.Count, all.Distinct().Count());
+        Assert.True(all.Min() >= 2);
+    }
+
+    [StoreFact]
+    public async Task Concurrent_inserts_of_one_name_leave_one_entry_and_the_others_see_it()
+    {
+        await _store.WriteAsync(tx =>
+        {
+            tx.InsertInode(Inode(1, FileType.Directory));
+            return 0;
+        });
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, 8).Select(c => Task.Run(() => _store.WriteAsync(tx =>
+        {
+            if (tx.LookupEntry(1, "same") is not null)
+            {
+                return false;
+            }
+
+            var ino = tx.NextId("inode", 2);
+            tx.InsertInode(Inode(ino, FileType.Regular));
+            tx.InsertEntry(1, "same", ino);
+            return true;
+        }))));
+        Assert.Single(outcomes, created => created);
+        var entries = await _store.ReadAsync(tx => tx.ListEntries(1, 0, 100));
+        Assert.Single(entries);
+    }
+
+    [StoreFact]
+    public async Task Cookies_only_grow_and_a_replaced_entry_gets_a_new_one()
+    {
+        var cookies = await _store.WriteAsync(tx =>
+        {
+            tx.InsertInode(Inode(1, FileType.Directory));
+            tx.InsertInode(Inode(2, FileType.Regular));
+            tx.InsertInode(Inode(3, FileType.Regular));
+            tx.InsertEntry(1, "a", 2);
+            tx.InsertEntry(1, "b", 3);
+            var before = tx.ListEntries(1, 0, 10);
+            tx.ReplaceEntry(1, "a", 3);
+            return (before, after: tx.ListEntries(1, 0, 10));
+        });
+        Assert.Equal(["a", "b"], cookies.before.Select(e => e.Name));
+        Assert.Equal(["b", "a"], cookies.after.Select(e => e.Name));
+        Assert.True(cookies.after[1].Cookie > cookies.before[1].Cookie);
+        Assert.Empty(await _store.ReadAsync(tx => tx.ListEntries(1, cookies.after[1].Cookie, 10)));
+    }
+
+    [StoreFact]
+    public async Task Work_that_throws_leaves_nothing_behind()
+    {
+        await Assert.ThrowsAsync<ParaFsException>(() => _store.WriteAsync<int>(tx =>
+        {
+            tx.InsertInode(Inode(7, FileType.Regular));
+            tx.SetMeta("half", "done");
+            throw new ParaFsException(Errno.EIO, "changed my mind");
+        }));
+        Assert.Null(await _store.ReadAsync(tx => tx.GetInode(7)));
+        Assert.Null(await _store.ReadAsync(tx => tx.GetMeta("half")));
+    }
+
+    [StoreFact]
+    public async Task Names_and_values_are_kept_byte_for_byte_and_listed_in_byte_order()
+    {
+        var value = Enumerable.Range(0, 256).Select(i => (byte)i).ToArray();
+        await _store.WriteAsync(tx =>
+        {
+            tx.InsertInode(Inode(5, FileType.Regular, layout: new Layout { StripeSize = 1 << 20, Generation = 3 }));
+            tx.SetXattr(5, "user.é", value);
+            tx.SetXattr(5, "user.Z", [1]);
+            tx.SetXattr(5, "user.a", []);
+            return 0;
+        });
+        var (names, read, inode) = await _store.ReadAsync(tx => (tx.ListXattrs(5), tx.GetXattr(5, "user.é"), tx.GetInode(5)));
+        Assert.Equal(["user.Z", "user.a", "user.é"], names);
+        Assert.Equal(value, read);
+        Assert.Equal(3ul, inode!.Layout!.Generation);
+    }
+
+    [StoreFact]
+    public async Task A_store_with_a_newer_schema_is_refused_saying_what_to_do()
+    {
+        await _store.DisposeAsync();
+        if (_database is { } database)
+        {
+            await database.ExecuteAsync("UPDATE parafs_schema SET version = 99");
+        }
+        else
+        {
+            using var connection = new SqliteConnection($"Data Source={Path.Combine(_directory, "mds.db")};Pooling=False");
+            connection.Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = "PRAGMA user_version = 99";
+            command.ExecuteNonQuery();
+        }
+
+        var error = await Assert.ThrowsAsync<StartupException>(OpenAsync);
+        Assert.Contains("schema version 99, newer than this parafs understands", error.Message, StringComparison.Ordinal);
+        Assert.Contains("run a newer parafs", error.Message, StringComparison.Ordinal);
+        _closed = true;
+    }
+
+    private async Task<IMetadataStore> OpenAsync()
+    {
+        if (_database is { } database)
+        {
+            return await PostgresMetadataStore.OpenAsync(database.ConnectionString);
+        }
+
+        Directory.CreateDirectory(_directory);
+        return SqliteMetadataStore.Open(Path.Combine(_directory, "mds.db"));
+    }
+
+    private static InodeRecord Inode(long ino, FileType type, Layout? layout = null) => new()
+    {
+        Ino = ino,
+        Type = type,
+        Mode = 0x1A4,
+        Nlink = 1,
+        Parent = 1,
+        Layout = layout,
+    };
+}
+
+public sealed class StoreContractTestsOnSqlite() : StoreContractTests(TestStore.Sqlite);
+
+public sealed class StoreContractTestsOnPostgres() : StoreContractTests(TestStore.Postgres);
