@@ -14,11 +14,11 @@ public sealed partial class ParaFsFileSystem
         {
             if (name == LayoutXattr)
             {
-                await client.SetStripeAsync(_callers.For(context), nodeId, ParseLayout(Encoding.UTF8.GetString(value.Span)), context.Cancellation).ConfigureAwait(false);
+                await client.SetStripeAsync(_callers.For(context), nodeId, ParseLayout(Encoding.UTF8.GetString(value.Span)), NotInterruptible).ConfigureAwait(false);
                 return;
             }
 
-            await client.SetXattrAsync(_callers.For(context), nodeId, name, value, (uint)flags, context.Cancellation).ConfigureAwait(false);
+            await client.SetXattrAsync(_callers.For(context), nodeId, name, value, (uint)flags, NotInterruptible).ConfigureAwait(false);
         }
         catch (ParaFsException e)
         {
@@ -74,7 +74,7 @@ public sealed partial class ParaFsFileSystem
 
         try
         {
-            await client.RemoveXattrAsync(_callers.For(context), nodeId, name, context.Cancellation).ConfigureAwait(false);
+            await client.RemoveXattrAsync(_callers.For(context), nodeId, name, NotInterruptible).ConfigureAwait(false);
         }
         catch (ParaFsException e)
         {

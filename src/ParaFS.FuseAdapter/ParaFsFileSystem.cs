@@ -24,6 +24,14 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
     private const int ENODATA = 61;
     private const int EOPNOTSUPP = 95;
 
+    /// <summary>
+    /// What operations that change the namespace or a file's state pass instead of the kernel's
+    /// interrupt: once such a call has gone to the MDS it may have taken effect, and answering
+    /// EINTR would make the caller retry it (.NET and glibc restart open on EINTR) and see EEXIST
+    /// or ENOENT for its own change. Reads, lookups and syncs stay interruptible.
+    /// </summary>
+    private static CancellationToken NotInterruptible => CancellationToken.None;
+
     private readonly ConcurrentDictionary<ulong, FileHandle> _handles = new();
     private readonly ConcurrentDictionary<ulong, ulong> _sizeShownToKernel = new();
     private readonly CallerGroups _callers = new();
@@ -95,7 +103,7 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
         var handle = changes.FileHandle is { } fh ? _handles.GetValueOrDefault(fh) : null;
         try
         {
-            var reply = await client.SetAttrAsync(_callers.For(context), request, handle, context.Cancellation).ConfigureAwait(false);
+            var reply = await client.SetAttrAsync(_callers.For(context), request, handle, NotInterruptible).ConfigureAwait(false);
             return (Shown(reply.Attr), _timeout);
         }
         catch (ParaFsException e)
@@ -133,7 +141,7 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
     {
         try
         {
-            await client.RenameAsync(_callers.For(context), parent, name, newParent, newName, flags, context.Cancellation).ConfigureAwait(false);
+            await client.RenameAsync(_callers.For(context), parent, name, newParent, newName, flags, NotInterruptible).ConfigureAwait(false);
         }
         catch (ParaFsException e)
         {
@@ -145,7 +153,7 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
     {
         try
         {
-            var reply = await client.LinkAsync(_callers.For(context), nodeId, newParent, newName, context.Cancellation).ConfigureAwait(false);
+            var reply = await client.LinkAsync(_callers.For(context), nodeId, newParent, newName, NotInterruptible).ConfigureAwait(false);
             return Entry(reply.Attr);
         }
         catch (ParaFsException e)
@@ -158,7 +166,7 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
     {
         try
         {
-            var handle = await client.OpenAsync(_callers.For(context), nodeId, (uint)flags, context.Cancellation).ConfigureAwait(false);
+            var handle = await client.OpenAsync(_callers.For(context), nodeId, (uint)flags, NotInterruptible).ConfigureAwait(false);
             _handles[handle.Handle] = handle;
 
             // Close-to-open: if another client changed the size since the kernel last saw it, the
@@ -181,7 +189,7 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
         try
         {
             var exclusive = (flags & 0x80) != 0;
-            var (attr, handle) = await client.CreateAsync(_callers.For(context), parent, name, FileType.Regular, mode & ~umask & 0xFFF, (uint)flags, exclusive, cancellationToken: context.Cancellation).ConfigureAwait(false);
+            var (attr, handle) = await client.CreateAsync(_callers.For(context), parent, name, FileType.Regular, mode & ~umask & 0xFFF, (uint)flags, exclusive, cancellationToken: NotInterruptible).ConfigureAwait(false);
             _handles[handle!.Handle] = handle;
             return (Entry(attr.Attr), new FuseOpen(handle.Handle));
         }
@@ -373,7 +381,7 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
             var handle = Handle(fileHandle);
             if (mode == (KeepSize | PunchHole))
             {
-                await client.PunchHoleAsync(handle, offset, length, context.Cancellation).ConfigureAwait(false);
+                await client.PunchHoleAsync(handle, offset, length, NotInterruptible).ConfigureAwait(false);
                 return;
             }
 
@@ -382,7 +390,7 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
                 // ParaFS does not reserve space ahead; plain fallocate only extends the size.
                 if (mode == 0 && offset + length > handle.Size)
                 {
-                    await client.SetAttrAsync(_callers.For(context), new SetAttrRequest { Ino = nodeId, Valid = (uint)SetAttrField.Size, Size = (ulong)(offset + length) }, handle, context.Cancellation).ConfigureAwait(false);
+                    await client.SetAttrAsync(_callers.For(context), new SetAttrRequest { Ino = nodeId, Valid = (uint)SetAttrField.Size, Size = (ulong)(offset + length) }, handle, NotInterruptible).ConfigureAwait(false);
                 }
 
                 return;
@@ -438,7 +446,7 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
     {
         try
         {
-            var (attr, _) = await client.CreateAsync(_callers.For(context), parent, name, type, mode & 0xFFF, null, true, rdev, target, context.Cancellation).ConfigureAwait(false);
+            var (attr, _) = await client.CreateAsync(_callers.For(context), parent, name, type, mode & 0xFFF, null, true, rdev, target, NotInterruptible).ConfigureAwait(false);
             return Entry(attr.Attr);
         }
         catch (ParaFsException e)
@@ -451,7 +459,7 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
     {
         try
         {
-            await client.RemoveAsync(_callers.For(context), parent, name, directory, context.Cancellation).ConfigureAwait(false);
+            await client.RemoveAsync(_callers.For(context), parent, name, directory, NotInterruptible).ConfigureAwait(false);
         }
         catch (ParaFsException e)
         {
