@@ -94,8 +94,16 @@ public sealed class NvmeNamespaceDevice : IBlockDevice
     public static async Task<NvmeNamespaceDevice> OpenAsync(NvmeController controller, uint? nsid, bool ownsController, CancellationToken cancellationToken)
     {
         var id = nsid ?? await FirstNamespaceAsync(controller, cancellationToken).ConfigureAwait(false);
-        var identity = await controller.IdentifyNamespaceAsync(id, cancellationToken).ConfigureAwait(false);
         var description = new NvmeTcpAddress(controller.Host, controller.Port, controller.SubsystemNqn, id).ToString();
+        IdentifyNamespace identity;
+        try
+        {
+            identity = await controller.IdentifyNamespaceAsync(id, cancellationToken).ConfigureAwait(false);
+        }
+        catch (NvmeStatusException e)
+        {
+            throw new ParaFsException(Errno.ENODEV, $"{description}: no such namespace ({e.Completion.DescribeStatus()})", e);
+        }
         if (identity.SizeBlocks == 0)
         {
             throw new ParaFsException(Errno.ENODEV, $"{description}: namespace {id} is not active (size 0)");
