@@ -739,6 +739,7 @@ public sealed class NvmeQueuePair : IAsyncDisposable
         private readonly Socket _socket;
         private readonly string _label;
         private readonly byte[] _buffer = new byte[64 * 1024];
+        private readonly byte[] _skip = new byte[128];
         private int _start;
         private int _end;
 
@@ -786,10 +787,15 @@ public sealed class NvmeQueuePair : IAsyncDisposable
             }
         }
 
+        /// <summary>Skips PDU padding (CPDA/HPDA alignment: under 128 bytes).</summary>
         public async ValueTask SkipAsync(int count)
         {
-            var scratch = new byte[count];
-            await ReadExactAsync(scratch, atPduStart: false, CancellationToken.None).ConfigureAwait(false);
+            while (count > 0)
+            {
+                var n = Math.Min(count, _skip.Length);
+                await ReadExactAsync(_skip.AsMemory(0, n), atPduStart: false, CancellationToken.None).ConfigureAwait(false);
+                count -= n;
+            }
         }
     }
 }

@@ -17,19 +17,55 @@ internal static class NvmeBench
 
     public static async Task<int> RunAsync(string[] args)
     {
+        if (args.Contains("--null-target"))
+        {
+            return await RunAgainstNullTargetAsync(args);
+        }
         var target = Option(args, "--target") ?? Environment.GetEnvironmentVariable("PARAFS_TEST_NVMET");
         if (target is null)
         {
-            Console.Error.WriteLine("nvme bench: --target HOST:PORT/NQN (or PARAFS_TEST_NVMET) is required; scripts/bench-nvme starts a target");
+            Console.Error.WriteLine("nvme bench: --target HOST:PORT/NQN (or PARAFS_TEST_NVMET) or --null-target is required; scripts/bench-nvme starts a target");
             return 2;
         }
+        return await RunAgainstAsync(target, args);
+    }
+
+    /// <summary>Starts the null target as a child process (its CPU is not ours) and measures against it.</summary>
+    private static async Task<int> RunAgainstNullTargetAsync(string[] args)
+    {
+        var self = Environment.ProcessPath!;
+        var start = new ProcessStartInfo(self) { RedirectStandardOutput = true, UseShellExecute = false };
+        if (Path.GetFileNameWithoutExtension(self) == "dotnet")
+        {
+            start.ArgumentList.Add(typeof(NvmeBench).Assembly.Location);
+        }
+        start.ArgumentList.Add("nvme-null-target");
+        start.ArgumentList.Add("--port");
+        start.ArgumentList.Add("0");
+        using var child = Process.Start(start)!;
+        try
+        {
+            var line = await child.StandardOutput.ReadLineAsync() ?? throw new InvalidOperationException("the null target did not start");
+            var endpoint = line["listening ".Length..];
+            Console.WriteLine("against the in-tree null target (a separate process on loopback: writes dropped, reads return zeros)");
+            return await RunAgainstAsync($"{endpoint}/{NvmeNullTarget.Nqn}", args);
+        }
+        finally
+        {
+            child.Kill();
+            await child.WaitForExitAsync();
+        }
+    }
+
+    private static async Task<int> RunAgainstAsync(string target, string[] args)
+    {
         var seconds = double.Parse(Option(args, "--seconds") ?? "5", CultureInfo.InvariantCulture);
         var query = Option(args, "--options") ?? "queues=2&depth=128";
         var url = $"nvme-tcp://{target}/1?{query}";
         await using var device = await NvmeNamespaceDevice.OpenAsync(url);
         Console.WriteLine($"target {device.Description}: {device.SizeBytes / MiB} MiB, {device.BlockSize}-byte blocks, " +
             $"{device.Controller.IoQueues.Count} I/O queues x depth {device.Controller.IoQueues[0].Depth}, options {query}");
-        Console.WriteLine("(the target is Linux nvmet under qemu TCG emulation: its IOPS and MiB/s are context, not figures)");
+        Console.WriteLine("(IOPS and MiB/s are the target's speed on shared cores: context, not figures; nvmet under qemu TCG is emulation)");
         Console.WriteLine($"{"workload",-14} {"in flight",10} {"peak",6} {"cmds",8} {"IOPS",8} {"MiB/s",7} {"CPU ms/MiB",11} {"CPU us/cmd",11} {"alloc B/cmd",12}");
 
         // Warm-up: JIT, pools, connections.
