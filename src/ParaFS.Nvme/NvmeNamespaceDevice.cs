@@ -256,9 +256,10 @@ public sealed class NvmeNamespaceDevice : IBlockDevice
         for (var attempt = 0; ; attempt++)
         {
             var generation = _controller.Generation;
+            NvmeQueuePair? queue = null;
             try
             {
-                var queue = _controller.NextIoQueue();
+                queue = _controller.NextIoQueue();
                 var completion = await queue.ExecuteAsync(command, dataOut, dataIn, cancellationToken).ConfigureAwait(false);
                 if (!completion.IsSuccess)
                 {
@@ -269,6 +270,10 @@ public sealed class NvmeNamespaceDevice : IBlockDevice
             }
             catch (NvmeTransportException e) when (attempt == 0 && Volatile.Read(ref _disposed) == 0)
             {
+                if (queue is { IsFaulted: false })
+                {
+                    continue; // a command-level failure (a data digest mismatch): the connection is fine, just retry
+                }
                 try
                 {
                     await _controller.ReconnectAsync(generation, cancellationToken).ConfigureAwait(false);

@@ -262,7 +262,26 @@ public sealed class NvmeQueuePair : IAsyncDisposable
                     FailConnection(new NvmeTransportException(Errno.EIO, $"{Label}: sending {command.Name} failed: {e.Message}", e));
                 }
             }
-            var completion = await new ValueTask<NvmeCompletion>(slot, slot.Version).ConfigureAwait(false);
+            NvmeCompletion completion;
+            try
+            {
+                completion = await new ValueTask<NvmeCompletion>(slot, slot.Version).ConfigureAwait(false);
+            }
+            catch (NvmeTransportException) when (IsFaulted)
+            {
+                // The caller may reuse its buffer as soon as this returns: wait until the receive
+                // loop, which may have been reading into it, has stopped.
+                await _receiveLoop.ConfigureAwait(false);
+                throw;
+            }
+            finally
+            {
+                // A write's data may still be in an H2CData send when an error completion races it.
+                if (slot.DataSend is { IsCompleted: false } send)
+                {
+                    await send.ConfigureAwait(false);
+                }
+            }
             Interlocked.Increment(ref _commandsCompleted);
             return completion;
         }
@@ -563,7 +582,8 @@ public sealed class NvmeQueuePair : IAsyncDisposable
             throw Protocol($"R2T for cid {r2t.Cid} asks for bytes {r2t.Offset}+{r2t.Length} of a {slot.DataOut.Length}-byte transfer");
         }
         // Runs on this thread until the send would block, then lets the receive loop go on.
-        _ = SendH2CDataAsync(slot.DataOut, r2t);
+        // It never throws (a failure fails the connection); the command waits for it before returning.
+        slot.DataSend = SendH2CDataAsync(slot.DataOut, r2t);
     }
 
     private async ValueTask ReceiveC2HDataAsync(PduFlags flags, int pdo, uint plen, int headerEnd, C2HData c2h)
@@ -684,6 +704,7 @@ public sealed class NvmeQueuePair : IAsyncDisposable
         public long Deadline;
         public int BytesReceived;
         public NvmeTransportException? DataDigestError;
+        public Task? DataSend;
 
         public short Version => _core.Version;
 
@@ -697,6 +718,7 @@ public sealed class NvmeQueuePair : IAsyncDisposable
             Deadline = deadline;
             BytesReceived = 0;
             DataDigestError = null;
+            DataSend = null;
             Volatile.Write(ref _state, 1);
         }
 
