@@ -116,6 +116,12 @@ public sealed class NvmeNamespaceDevice : IBlockDevice
         {
             throw new ParaFsException(Errno.EOPNOTSUPP, $"{description}: LBA format with {identity.MetadataSize} bytes of metadata is not supported");
         }
+        var size = (long)identity.SizeBlocks * identity.BlockSize;
+        if (size < controller.Options.MinimumSizeBytes)
+        {
+            throw new ParaFsException(Errno.ENOSPC,
+                $"{description}: the namespace holds {size} bytes ({identity.SizeBlocks} blocks of {identity.BlockSize}), less than the {controller.Options.MinimumSizeBytes} bytes required");
+        }
         return new NvmeNamespaceDevice(controller, ownsController, id, identity, description);
     }
 

@@ -143,8 +143,8 @@ public sealed class NvmeQueuePair : IAsyncDisposable
                     parameters.SubsystemNqn, options.EffectiveHostNqn);
                 var disableSqFlow = options.DisableSqFlowControl && parameters.QueueId != 0;
                 var command = NvmeCommand.Connect(parameters.QueueId, (ushort)parameters.Depth, disableSqFlow, parameters.KeepAliveMs);
-                var completion = await queue.ExecuteAsync(command, connectData.AsMemory(0, 1024), default, cancellationToken, forceInCapsule: true)
-                    .ConfigureAwait(false);
+                var completion = await queue.ExecuteAsync(command, connectData.AsMemory(0, 1024), default, cancellationToken, forceInCapsule: true,
+                    timeout: options.ConnectTimeout).ConfigureAwait(false);
                 if (!completion.IsSuccess)
                 {
                     throw new NvmeStatusException(
@@ -235,7 +235,7 @@ public sealed class NvmeQueuePair : IAsyncDisposable
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<NvmeCompletion> ExecuteAsync(NvmeCommand command, ReadOnlyMemory<byte> dataOut, Memory<byte> dataIn,
-        CancellationToken cancellationToken, bool forceInCapsule = false)
+        CancellationToken cancellationToken, bool forceInCapsule = false, TimeSpan? timeout = null)
     {
         ThrowIfFaulted();
         if (!dataOut.IsEmpty && !dataIn.IsEmpty)
@@ -246,7 +246,8 @@ public sealed class NvmeQueuePair : IAsyncDisposable
         var slot = RentSlot();
         try
         {
-            slot.Start(command, dataOut, dataIn, Environment.TickCount64 + _commandTimeoutMs);
+            var timeoutMs = timeout is { } t ? (long)t.TotalMilliseconds : _commandTimeoutMs;
+            slot.Start(command, dataOut, dataIn, Environment.TickCount64 + timeoutMs, timeoutMs);
             if (Volatile.Read(ref _fault) is { } fault)
             {
                 slot.TryFail(fault);
@@ -644,7 +645,7 @@ public sealed class NvmeQueuePair : IAsyncDisposable
             if (slot.InFlight && now > slot.Deadline)
             {
                 var timeout = new NvmeTransportException(Errno.ETIMEDOUT,
-                    $"{Label}: {slot.Command.Name} (cid {slot.Cid}) got no completion within {_commandTimeoutMs / 1000.0:0.###} s; the connection is dropped");
+                    $"{Label}: {slot.Command.Name} (cid {slot.Cid}) got no completion within {slot.TimeoutMs / 1000.0:0.###} s; the connection is dropped");
                 FailConnection(timeout);
                 return;
             }
@@ -702,6 +703,7 @@ public sealed class NvmeQueuePair : IAsyncDisposable
         public ReadOnlyMemory<byte> DataOut;
         public Memory<byte> DataIn;
         public long Deadline;
+        public long TimeoutMs;
         public int BytesReceived;
         public NvmeTransportException? DataDigestError;
         public Task? DataSend;
@@ -710,8 +712,9 @@ public sealed class NvmeQueuePair : IAsyncDisposable
 
         public bool InFlight => Volatile.Read(ref _state) == 1;
 
-        public void Start(NvmeCommand command, ReadOnlyMemory<byte> dataOut, Memory<byte> dataIn, long deadline)
+        public void Start(NvmeCommand command, ReadOnlyMemory<byte> dataOut, Memory<byte> dataIn, long deadline, long timeoutMs)
         {
+            TimeoutMs = timeoutMs;
             Command = command;
             DataOut = dataOut;
             DataIn = dataIn;

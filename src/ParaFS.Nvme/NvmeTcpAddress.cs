@@ -7,7 +7,8 @@ namespace ParaFS.Nvme;
 /// PORT defaults to 4420; no NSID means the first active namespace. Options (all optional):
 /// <c>queues</c>, <c>depth</c>, <c>digest</c> (none, header, data, both), <c>timeout</c> (command
 /// timeout, seconds), <c>connect-timeout</c> (seconds), <c>kato</c> (keep-alive timeout, seconds,
-/// 0 = off), <c>max-transfer</c> (bytes), <c>hostnqn</c>, <c>sqflow</c> (1 keeps SQ flow control on).
+/// 0 = off), <c>max-transfer</c> (bytes), <c>hostnqn</c>, <c>sqflow</c> (1 keeps SQ flow control on),
+/// <c>min-size</c> (bytes: a smaller namespace is refused with ENOSPC).
 /// </summary>
 public sealed record NvmeTcpAddress(string Host, int Port, string SubsystemNqn, uint? NamespaceId)
 {
@@ -102,8 +103,9 @@ public sealed record NvmeTcpAddress(string Host, int Port, string SubsystemNqn, 
                 "kato" => options with { KeepAliveTimeout = Seconds(url, key, value) },
                 "max-transfer" => options with { MaxTransferBytes = Int(url, key, value) },
                 "hostnqn" => options with { HostNqn = value },
+                "min-size" => options with { MinimumSizeBytes = long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var min) ? min : throw new FormatException($"'{url}': min-size takes bytes, not '{value}'") },
                 "sqflow" => options with { DisableSqFlowControl = value != "1" },
-                _ => throw new FormatException($"'{url}': unknown option '{key}' (queues, depth, digest, timeout, connect-timeout, kato, max-transfer, hostnqn, sqflow)"),
+                _ => throw new FormatException($"'{url}': unknown option '{key}' (queues, depth, digest, timeout, connect-timeout, kato, max-transfer, hostnqn, sqflow, min-size)"),
             };
         }
         options.Validate();

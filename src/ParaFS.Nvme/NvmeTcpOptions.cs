@@ -35,6 +35,9 @@ public sealed record NvmeTcpOptions
     /// SUCCESS and no CapsuleResp (one PDU fewer per read).</summary>
     public bool DisableSqFlowControl { get; init; } = true;
 
+    /// <summary>Opening a namespace smaller than this fails with ENOSPC (0: any size).</summary>
+    public long MinimumSizeBytes { get; init; }
+
     /// <summary>Attempts to bring a dropped controller back before an I/O fails.</summary>
     public int ReconnectAttempts { get; init; } = 3;
 

@@ -14,7 +14,7 @@ public sealed class FakeTarget : IAsyncDisposable
     private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
     private readonly Task _run;
 
-    private FakeTarget(Func<FakeConnection, Task> script, bool headerDigest, bool dataDigest, int maxH2CData, byte? answeredDigest)
+    private FakeTarget(Func<FakeConnection, Task> script, bool headerDigest, bool dataDigest, int maxH2CData, byte? answeredDigest, bool silentAfterICResp)
     {
         _listener.Start();
         Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
@@ -25,7 +25,7 @@ public sealed class FakeTarget : IAsyncDisposable
             var connection = new FakeConnection(client.GetStream(), headerDigest, dataDigest);
             try
             {
-                await connection.HandshakeAsync(maxH2CData, answeredDigest);
+                await connection.HandshakeAsync(maxH2CData, answeredDigest, silentAfterICResp);
                 await script(connection);
             }
             catch (IOException)
@@ -41,8 +41,8 @@ public sealed class FakeTarget : IAsyncDisposable
     public Task Completion => _run;
 
     public static FakeTarget Start(Func<FakeConnection, Task> script, bool headerDigest = false, bool dataDigest = false,
-        int maxH2CData = 1 << 20, byte? answeredDigest = null) =>
-        new(script, headerDigest, dataDigest, maxH2CData, answeredDigest);
+        int maxH2CData = 1 << 20, byte? answeredDigest = null, bool silentAfterICResp = false) =>
+        new(script, headerDigest, dataDigest, maxH2CData, answeredDigest, silentAfterICResp);
 
     public NvmeQueueParameters Queue(NvmeTcpOptions options) =>
         new("127.0.0.1", Port, "nqn.2026-11.io.parafs:fake", 1, 8, 1, options);
@@ -77,7 +77,7 @@ public sealed class FakeConnection
 
     public byte[] ConnectPdu { get; private set; } = [];
 
-    public async Task HandshakeAsync(int maxH2CData, byte? answeredDigest)
+    public async Task HandshakeAsync(int maxH2CData, byte? answeredDigest, bool silentAfterICResp = false)
     {
         var icreq = await ReadPduAsync();
         if (icreq[0] != 0 || icreq.Length != 128)
@@ -90,6 +90,10 @@ public sealed class FakeConnection
         BinaryPrimitives.WriteUInt32LittleEndian(icresp.AsSpan(12), (uint)maxH2CData);
         await _stream.WriteAsync(icresp);
         ConnectPdu = await ReadPduAsync();
+        if (silentAfterICResp)
+        {
+            return;
+        }
         await SendCapsuleRespAsync(Cid(ConnectPdu), dw0: 1);
     }
 

@@ -137,6 +137,20 @@ public sealed class FakeTargetTests
     }
 
     [Fact]
+    public async Task A_target_that_never_answers_connect_times_out_at_the_connect_timeout()
+    {
+        var release = new TaskCompletionSource();
+        await using var target = FakeTarget.Start(_ => release.Task, silentAfterICResp: true);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var error = await Assert.ThrowsAsync<NvmeTransportException>(() =>
+            NvmeQueuePair.ConnectAsync(target.Queue(Plain with { ConnectTimeout = TimeSpan.FromMilliseconds(400) }), default));
+        release.SetResult();
+        Assert.Equal(Errno.ETIMEDOUT, error.Errno);
+        Assert.Contains("Connect", error.Message);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"took {clock.Elapsed}");
+    }
+
+    [Fact]
     public async Task A_c2h_term_req_is_reported_with_its_reason()
     {
         await using var target = FakeTarget.Start(async c =>

@@ -288,6 +288,15 @@ public sealed class NvmetTargetTests
         Assert.Contains("/9", error.Message);
     }
 
+    [NvmetFact]
+    public async Task A_namespace_smaller_than_required_is_refused_with_enospc()
+    {
+        var error = await Assert.ThrowsAsync<ParaFsException>(() => NvmeNamespaceDevice.OpenAsync(NvmetTarget.Url("min-size=1073741824"), Options()));
+        Assert.Equal(Errno.ENOSPC, error.Errno);
+        Assert.Contains("less than the 1073741824 bytes required", error.Message);
+        _output.WriteLine(error.Message);
+    }
+
     private static async Task WaitUntil(Func<bool> condition, TimeSpan timeout)
     {
         var clock = Stopwatch.StartNew();
