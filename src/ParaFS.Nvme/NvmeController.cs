@@ -336,8 +336,9 @@ public sealed class NvmeController : IAsyncDisposable
                 }
             }
         }
-        catch (OperationCanceledException)
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
         {
+            // Disposed meanwhile.
         }
     }
 
@@ -363,6 +364,9 @@ public sealed class NvmeController : IAsyncDisposable
     /// </summary>
     public async Task ReconnectAsync(int observedGeneration, CancellationToken cancellationToken)
     {
+        ObjectDisposedException.ThrowIf(_disposed.IsCancellationRequested, this);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposed.Token);
+        cancellationToken = linked.Token;
         await _reconnectLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -445,9 +449,13 @@ public sealed class NvmeController : IAsyncDisposable
         {
             await _keepAlive.ConfigureAwait(false);
         }
-        catch (OperationCanceledException)
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
         {
         }
+        // A reconnect in progress stops at its next await (it watches _disposed); wait for it so
+        // that the incarnation it may have installed is the one closed here.
+        await _reconnectLock.WaitAsync().ConfigureAwait(false);
+        _reconnectLock.Release();
         var current = _current;
         if (current is not null && !IsShutDown && !current.Admin.IsFaulted)
         {
