@@ -289,6 +289,36 @@ public sealed class NvmetTargetTests
     }
 
     [NvmetFact]
+    public async Task Two_namespaces_share_one_controller_and_keep_their_own_data()
+    {
+        await using var controller = await NvmeController.ConnectAsync(NvmetTarget.Host, NvmetTarget.Port, NvmetTarget.Nqn, Options(), default);
+        var active = await controller.ActiveNamespacesAsync(default);
+        Assert.True(active.Count >= 2, $"the target has namespaces [{string.Join(", ", active)}]; start it with --namespaces 2 (the default; scripts/test does)");
+        await using var first = await NvmeNamespaceDevice.OpenAsync(controller, 1, ownsController: false, default);
+        await using var second = await NvmeNamespaceDevice.OpenAsync(controller, 2, ownsController: false, default);
+        Assert.EndsWith("/2", second.Description);
+        var one = Pattern(8192, 101);
+        var two = Pattern(8192, 102);
+        await first.WriteAsync(40L * MiB, one, default);
+        await second.WriteAsync(40L * MiB, two, default);
+        var back = new byte[8192];
+        await first.ReadAsync(40L * MiB, back, default);
+        Assert.Equal(one, back);
+        await second.ReadAsync(40L * MiB, back, default);
+        Assert.Equal(two, back);
+        await first.DisposeAsync();
+        Assert.False(controller.AdminQueue.IsFaulted); // the controller belongs to the caller
+    }
+
+    [NvmetFact]
+    public async Task Without_an_nsid_the_first_active_namespace_is_used()
+    {
+        await using var device = await NvmeNamespaceDevice.OpenAsync($"nvme-tcp://{NvmetTarget.Host}:{NvmetTarget.Port}/{NvmetTarget.Nqn}", Options());
+        Assert.Equal(1u, device.NamespaceId);
+        Assert.Equal(64L * MiB, device.SizeBytes);
+    }
+
+    [NvmetFact]
     public async Task A_namespace_smaller_than_required_is_refused_with_enospc()
     {
         var error = await Assert.ThrowsAsync<ParaFsException>(() => NvmeNamespaceDevice.OpenAsync(NvmetTarget.Url("min-size=1073741824"), Options()));
