@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Threading.Tasks.Sources;
 using ParaFS.Common;
 
@@ -40,7 +41,7 @@ public sealed class NvmeQueuePair : IAsyncDisposable
     private readonly Slot[] _slots;
     private readonly int[] _freeSlots;
     private readonly SemaphoreSlim _depth;
-    private readonly SemaphoreSlim _sendLock = new(1, 1);
+    private readonly SendQueue _sendQueue;
     private readonly byte[] _receiveHeader = new byte[ReceiveHeaderCapacity];
     private readonly byte[] _digestScratch = new byte[Pdu.DigestLength];
     private readonly bool _headerDigest;
@@ -60,6 +61,7 @@ public sealed class NvmeQueuePair : IAsyncDisposable
         QueueId = parameters.QueueId;
         Label = $"nvme-tcp {parameters.Host}:{parameters.Port} {parameters.SubsystemNqn} qid {parameters.QueueId}";
         _reader = new SocketReader(socket, Label);
+        _sendQueue = new SendQueue(socket, e => FailConnection(new NvmeTransportException(Errno.EIO, $"{Label}: sending failed: {e.Message}", e)));
         _headerDigest = parameters.Options.HeaderDigest;
         _dataDigest = parameters.Options.DataDigest;
         _commandTimeoutMs = (long)parameters.Options.CommandTimeout.TotalMilliseconds;
@@ -254,14 +256,7 @@ public sealed class NvmeQueuePair : IAsyncDisposable
             }
             else
             {
-                try
-                {
-                    await SendCommandAsync(slot, forceInCapsule).ConfigureAwait(false);
-                }
-                catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
-                {
-                    FailConnection(new NvmeTransportException(Errno.EIO, $"{Label}: sending {command.Name} failed: {e.Message}", e));
-                }
+                QueueCommand(slot, forceInCapsule);
             }
             NvmeCompletion completion;
             try
@@ -321,11 +316,12 @@ public sealed class NvmeQueuePair : IAsyncDisposable
 
     // ---------------------------------------------------------------- sending
 
-    private async ValueTask SendCommandAsync(Slot slot, bool forceInCapsule)
+    /// <summary>Builds the CapsuleCmd (CH + SQE, header digest, padding to CPDA, in-capsule data,
+    /// data digest; section 3) in a pooled buffer and queues it.</summary>
+    private void QueueCommand(Slot slot, bool forceInCapsule)
     {
         var dataLength = slot.DataOut.Length + slot.DataIn.Length;
         var inCapsule = !slot.DataOut.IsEmpty && (forceInCapsule || slot.DataOut.Length <= InCapsuleCapacity);
-        // CapsuleCmd: CH + SQE, header digest, padding to CPDA, in-capsule data, data digest (section 3).
         var hlen = Pdu.CapsuleCmdHeaderLength;
         var pdo = inCapsule ? Pdu.DataOffset(hlen, _headerDigest, _cpda) : 0;
         var headerEnd = hlen + (_headerDigest ? Pdu.DigestLength : 0);
@@ -335,109 +331,76 @@ public sealed class NvmeQueuePair : IAsyncDisposable
         var flags = (_headerDigest ? PduFlags.HeaderDigest : 0) | (dataDigest ? PduFlags.DataDigest : 0);
 
         var buffer = ArrayPool<byte>.Shared.Rent(plen);
-        try
+        var pdu = buffer.AsSpan(0, plen);
+        pdu[..(inCapsule ? pdo : headerEnd)].Clear();
+        Pdu.WriteCommonHeader(pdu, PduType.CapsuleCmd, flags, hlen, pdo, plen);
+        slot.Command.WriteTo(pdu[8..], slot.Cid, dataLength, inCapsule);
+        if (_headerDigest)
         {
-            var pdu = buffer.AsSpan(0, plen);
-            pdu.Clear();
-            Pdu.WriteCommonHeader(pdu, PduType.CapsuleCmd, flags, hlen, pdo, plen);
-            slot.Command.WriteTo(pdu[8..], slot.Cid, dataLength, inCapsule);
-            if (_headerDigest)
+            Pdu.WriteDigest(pdu[hlen..], pdu[..hlen]);
+        }
+        if (inCapsule)
+        {
+            var data = pdu.Slice(pdo, inlineLength);
+            slot.DataOut.Span.CopyTo(data);
+            if (dataDigest)
             {
-                Pdu.WriteDigest(pdu[hlen..], pdu[..hlen]);
-            }
-            if (inCapsule)
-            {
-                var data = pdu.Slice(pdo, inlineLength);
-                slot.DataOut.Span.CopyTo(data);
-                if (dataDigest)
-                {
-                    Pdu.WriteDigest(pdu[(pdo + inlineLength)..], data);
-                }
-            }
-            await _sendLock.WaitAsync().ConfigureAwait(false);
-            try
-            {
-                await SendAllAsync(buffer.AsMemory(0, plen), CancellationToken.None).ConfigureAwait(false);
-            }
-            finally
-            {
-                _sendLock.Release();
+                Pdu.WriteDigest(pdu[(pdo + inlineLength)..], data);
             }
         }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
+        _sendQueue.Enqueue(buffer, plen);
     }
 
     /// <summary>Answers one R2T: H2CData PDUs of at most MAXH2CDATA bytes each, LAST_PDU on the
     /// final one. With a data digest nvmet 6.1 needs exactly one H2CData per R2T (pitfall 3);
-    /// MAXH2CDATA is 4 MiB there, so splitting at MAXH2CDATA keeps it whole.</summary>
-    private async Task SendH2CDataAsync(ReadOnlyMemory<byte> data, R2T r2t)
+    /// MAXH2CDATA is 4 MiB there, so splitting at MAXH2CDATA keeps it whole. Small chunks are
+    /// copied into the PDU buffer; large ones go from the caller's memory, and the returned task
+    /// completes once the socket no longer needs it.</summary>
+    private Task? QueueH2CData(ReadOnlyMemory<byte> data, R2T r2t)
     {
-        try
+        var hlen = Pdu.DataHeaderLength;
+        var pdo = Pdu.DataOffset(hlen, _headerDigest, _cpda);
+        var digest = _dataDigest ? Pdu.DigestLength : 0;
+        TaskCompletionSource? done = null;
+        var sent = 0;
+        while (sent < r2t.Length)
         {
-            var sent = 0;
-            var hlen = Pdu.DataHeaderLength;
-            var pdo = Pdu.DataOffset(hlen, _headerDigest, _cpda);
-            var header = ArrayPool<byte>.Shared.Rent(pdo + 16384 + Pdu.DigestLength);
-            try
+            var chunk = Math.Min(r2t.Length - sent, MaxH2CData);
+            var last = sent + chunk == r2t.Length;
+            var plen = pdo + chunk + digest;
+            var flags = (_headerDigest ? PduFlags.HeaderDigest : 0) | (_dataDigest ? PduFlags.DataDigest : 0) | (last ? PduFlags.LastPdu : 0);
+            var payload = data.Slice(r2t.Offset + sent, chunk);
+            var copy = chunk <= SendQueue.CopyLimit || !MemoryMarshal.TryGetArray(payload, out _);
+            var buffer = ArrayPool<byte>.Shared.Rent(copy ? plen : pdo + digest);
+            var header = buffer.AsSpan(0, pdo);
+            header.Clear();
+            Pdu.WriteH2CData(header, flags, pdo, plen, r2t.Cid, r2t.Ttag, r2t.Offset + sent, chunk);
+            if (_headerDigest)
             {
-                await _sendLock.WaitAsync().ConfigureAwait(false);
-                try
-                {
-                    while (sent < r2t.Length)
-                    {
-                        var chunk = Math.Min(r2t.Length - sent, MaxH2CData);
-                        var last = sent + chunk == r2t.Length;
-                        var plen = pdo + chunk + (_dataDigest ? Pdu.DigestLength : 0);
-                        var flags = (_headerDigest ? PduFlags.HeaderDigest : 0) | (_dataDigest ? PduFlags.DataDigest : 0)
-                            | (last ? PduFlags.LastPdu : 0);
-                        var payload = data.Slice(r2t.Offset + sent, chunk);
-                        var span = header.AsSpan(0, pdo);
-                        span.Clear();
-                        Pdu.WriteH2CData(span, flags, pdo, plen, r2t.Cid, r2t.Ttag, r2t.Offset + sent, chunk);
-                        if (_headerDigest)
-                        {
-                            Pdu.WriteDigest(span[hlen..], span[..hlen]);
-                        }
-                        if (chunk <= 16384)
-                        {
-                            // Small: one send of header, data and digest together.
-                            payload.Span.CopyTo(header.AsSpan(pdo));
-                            if (_dataDigest)
-                            {
-                                Pdu.WriteDigest(header.AsSpan(pdo + chunk), payload.Span);
-                            }
-                            await SendAllAsync(header.AsMemory(0, plen), CancellationToken.None).ConfigureAwait(false);
-                        }
-                        else
-                        {
-                            await SendAllAsync(header.AsMemory(0, pdo), CancellationToken.None).ConfigureAwait(false);
-                            await SendAllAsync(payload, CancellationToken.None).ConfigureAwait(false);
-                            if (_dataDigest)
-                            {
-                                Pdu.WriteDigest(_digestScratch, payload.Span);
-                                await SendAllAsync(_digestScratch, CancellationToken.None).ConfigureAwait(false);
-                            }
-                        }
-                        sent += chunk;
-                    }
-                }
-                finally
-                {
-                    _sendLock.Release();
-                }
+                Pdu.WriteDigest(header[hlen..], header[..hlen]);
             }
-            finally
+            if (copy)
             {
-                ArrayPool<byte>.Shared.Return(header);
+                payload.Span.CopyTo(buffer.AsSpan(pdo));
+                if (_dataDigest)
+                {
+                    Pdu.WriteDigest(buffer.AsSpan(pdo + chunk), payload.Span);
+                }
+                _sendQueue.Enqueue(buffer, plen, last ? done : null);
             }
+            else
+            {
+                if (_dataDigest)
+                {
+                    Pdu.WriteDigest(buffer.AsSpan(pdo), payload.Span);
+                }
+                MemoryMarshal.TryGetArray(payload, out var borrowed);
+                done ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                _sendQueue.Enqueue(buffer, pdo, borrowed, digest, last ? done : null);
+            }
+            sent += chunk;
         }
-        catch (Exception e)
-        {
-            FailConnection(new NvmeTransportException(Errno.EIO, $"{Label}: sending write data (cid {r2t.Cid}) failed: {e.Message}", e));
-        }
+        return done?.Task;
     }
 
     private async ValueTask SendAllAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
@@ -446,6 +409,207 @@ public sealed class NvmeQueuePair : IAsyncDisposable
         {
             var sent = await _socket.SendAsync(data, SocketFlags.None, cancellationToken).ConfigureAwait(false);
             data = data[sent..];
+        }
+    }
+
+    /// <summary>
+    /// The PDUs waiting for the socket, sent by whichever caller finds no send running: under load
+    /// many PDUs leave in one sendmsg, when idle each leaves at once. Nobody waits for a send to
+    /// finish (a failed send fails the connection, and with it every command in flight), except a
+    /// write whose data is sent from the caller's memory.
+    /// </summary>
+    private sealed class SendQueue
+    {
+        /// <summary>Data chunks up to this size are copied into the PDU buffer; larger ones are sent from the caller's memory.</summary>
+        public const int CopyLimit = 16384 + 128;
+
+        private readonly Socket _socket;
+        private readonly Action<Exception> _fail;
+        private readonly object _gate = new();
+        private List<ArraySegment<byte>> _queued = [];
+        private List<ArraySegment<byte>> _batch = [];
+        private List<byte[]> _queuedOwned = [];
+        private List<byte[]> _batchOwned = [];
+        private List<TaskCompletionSource> _queuedDone = [];
+        private List<TaskCompletionSource> _batchDone = [];
+        private bool _sending;
+        private bool _failed;
+
+        public SendQueue(Socket socket, Action<Exception> fail)
+        {
+            _socket = socket;
+            _fail = fail;
+        }
+
+        /// <summary>Queues a whole PDU built in a pooled array, returned to the pool once sent;
+        /// <paramref name="done"/> completes then (or on failure).</summary>
+        public void Enqueue(byte[] owned, int length, TaskCompletionSource? done = null)
+        {
+            bool start;
+            lock (_gate)
+            {
+                if (_failed)
+                {
+                    ArrayPool<byte>.Shared.Return(owned);
+                    done?.TrySetResult();
+                    return;
+                }
+                _queued.Add(new ArraySegment<byte>(owned, 0, length));
+                _queuedOwned.Add(owned);
+                if (done is not null)
+                {
+                    _queuedDone.Add(done);
+                }
+                start = !_sending;
+                _sending = true;
+            }
+            if (start)
+            {
+                _ = PumpAsync();
+            }
+        }
+
+        /// <summary>Queues a PDU whose data is borrowed: header (and data digest after
+        /// <paramref name="headerLength"/>) in a pooled array, the data from the caller's memory.</summary>
+        public void Enqueue(byte[] owned, int headerLength, ArraySegment<byte> data, int digestLength, TaskCompletionSource? done)
+        {
+            bool start;
+            lock (_gate)
+            {
+                if (_failed)
+                {
+                    ArrayPool<byte>.Shared.Return(owned);
+                    done?.TrySetResult();
+                    return;
+                }
+                _queued.Add(new ArraySegment<byte>(owned, 0, headerLength));
+                _queued.Add(data);
+                if (digestLength > 0)
+                {
+                    _queued.Add(new ArraySegment<byte>(owned, headerLength, digestLength));
+                }
+                _queuedOwned.Add(owned);
+                if (done is not null)
+                {
+                    _queuedDone.Add(done);
+                }
+                start = !_sending;
+                _sending = true;
+            }
+            if (start)
+            {
+                _ = PumpAsync();
+            }
+        }
+
+        /// <summary>Sends batches until the queue is empty. Only one pump runs at a time (<c>_sending</c>),
+        /// and only it touches the batch lists.</summary>
+        private async Task PumpAsync()
+        {
+            while (true)
+            {
+                lock (_gate)
+                {
+                    if (_failed)
+                    {
+                        ReleaseQueuedLocked();
+                    }
+                    if (_failed || _queued.Count == 0)
+                    {
+                        _sending = false;
+                        return;
+                    }
+                    (_queued, _batch) = (_batch, _queued);
+                    (_queuedOwned, _batchOwned) = (_batchOwned, _queuedOwned);
+                    (_queuedDone, _batchDone) = (_batchDone, _queuedDone);
+                }
+                try
+                {
+                    await SendBatchAsync(_batch).ConfigureAwait(false);
+                }
+                catch (Exception e)
+                {
+                    lock (_gate)
+                    {
+                        _failed = true;
+                    }
+                    _fail(e);
+                }
+                finally
+                {
+                    foreach (var owned in _batchOwned)
+                    {
+                        ArrayPool<byte>.Shared.Return(owned);
+                    }
+                    foreach (var done in _batchDone)
+                    {
+                        done.TrySetResult();
+                    }
+                    _batch.Clear();
+                    _batchOwned.Clear();
+                    _batchDone.Clear();
+                }
+            }
+        }
+
+        private void ReleaseQueuedLocked()
+        {
+            foreach (var owned in _queuedOwned)
+            {
+                ArrayPool<byte>.Shared.Return(owned);
+            }
+            foreach (var done in _queuedDone)
+            {
+                done.TrySetResult();
+            }
+            _queued.Clear();
+            _queuedOwned.Clear();
+            _queuedDone.Clear();
+        }
+
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+        private async ValueTask SendBatchAsync(List<ArraySegment<byte>> batch)
+        {
+            var total = 0L;
+            foreach (var segment in batch)
+            {
+                total += segment.Count;
+            }
+            var sent = (long)await _socket.SendAsync(batch, SocketFlags.None).ConfigureAwait(false);
+            if (sent == total)
+            {
+                return;
+            }
+            // A partial send: the rest, segment by segment.
+            foreach (var segment in batch)
+            {
+                if (sent >= segment.Count)
+                {
+                    sent -= segment.Count;
+                    continue;
+                }
+                var rest = segment.AsMemory((int)sent);
+                sent = 0;
+                while (!rest.IsEmpty)
+                {
+                    var n = await _socket.SendAsync(rest, SocketFlags.None).ConfigureAwait(false);
+                    rest = rest[n..];
+                }
+            }
+        }
+
+        /// <summary>After a failure: nothing more is sent; queued buffers go back to the pool now,
+        /// or when the running pump comes back.</summary>
+        public void Fail()
+        {
+            lock (_gate)
+            {
+                _failed = true;
+                if (!_sending)
+                {
+                    ReleaseQueuedLocked();
+                }
+            }
         }
     }
 
@@ -582,9 +746,8 @@ public sealed class NvmeQueuePair : IAsyncDisposable
         {
             throw Protocol($"R2T for cid {r2t.Cid} asks for bytes {r2t.Offset}+{r2t.Length} of a {slot.DataOut.Length}-byte transfer");
         }
-        // Runs on this thread until the send would block, then lets the receive loop go on.
-        // It never throws (a failure fails the connection); the command waits for it before returning.
-        slot.DataSend = SendH2CDataAsync(slot.DataOut, r2t);
+        // The command waits for a borrowed-data send to finish before it returns.
+        slot.DataSend = QueueH2CData(slot.DataOut, r2t);
     }
 
     private async ValueTask ReceiveC2HDataAsync(PduFlags flags, int pdo, uint plen, int headerEnd, C2HData c2h)
@@ -668,6 +831,7 @@ public sealed class NvmeQueuePair : IAsyncDisposable
         {
         }
         _socket.Dispose();
+        _sendQueue.Fail();
         foreach (var slot in _slots)
         {
             slot.TryFail(cause);

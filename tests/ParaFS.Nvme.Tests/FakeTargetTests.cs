@@ -181,6 +181,45 @@ public sealed class FakeTargetTests
         Assert.Contains("cid 77", error.Message);
     }
 
+    [Theory]
+    [InlineData(40 * 1024, 32 * 1024)]  // a large chunk from the caller's memory, then a small copied one
+    [InlineData(72 * 1024, 32 * 1024)]
+    [InlineData(48 * 1024, 16 * 1024)]  // every chunk copied
+    public async Task A_write_answering_one_r2t_with_several_h2cdata_arrives_whole(int length, int maxH2CData)
+    {
+        var data = Enumerable.Range(0, length).Select(i => (byte)(i * 31 + 7)).ToArray();
+        var received = new byte[length];
+        var pdus = 0;
+        await using var target = FakeTarget.Start(async c =>
+        {
+            var capsule = await c.ReadPduAsync();
+            var cid = FakeConnection.Cid(capsule);
+            await c.SendR2TAsync(cid, ttag: 1, offset: 0, length: length);
+            while (true)
+            {
+                var pdu = await c.ReadPduAsync();
+                pdus++;
+                var offset = BinaryPrimitives.ReadInt32LittleEndian(pdu.AsSpan(12));
+                var count = BinaryPrimitives.ReadInt32LittleEndian(pdu.AsSpan(16));
+                Assert.True(count <= maxH2CData);
+                pdu.AsSpan(pdu[3], count).CopyTo(received.AsSpan(offset));
+                if ((pdu[1] & (byte)PduFlags.LastPdu) != 0)
+                {
+                    break;
+                }
+            }
+            await c.SendCapsuleRespAsync(cid);
+        }, maxH2CData: maxH2CData);
+        await using var queue = await NvmeQueuePair.ConnectAsync(target.Queue(Plain), default);
+        queue.InCapsuleCapacity = 16384;
+        var completion = await queue.ExecuteAsync(NvmeCommand.ReadWrite(Opcode.Write, 1, 0, length / 512), data, default, default)
+            .AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(completion.IsSuccess);
+        await target.Completion;
+        Assert.Equal((length + maxH2CData - 1) / maxH2CData, pdus);
+        Assert.Equal(data, received);
+    }
+
     [Fact]
     public async Task Writes_that_fit_go_in_capsule_and_larger_ones_answer_r2t_split_at_maxh2cdata()
     {
