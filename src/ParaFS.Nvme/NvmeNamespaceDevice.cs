@@ -136,6 +136,10 @@ public sealed class NvmeNamespaceDevice : IBlockDevice
     public ValueTask ReadAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
     {
         CheckRange(offset, destination.Length, "read");
+        if (destination.IsEmpty)
+        {
+            return ValueTask.CompletedTask;
+        }
         if (destination.Length <= MaxTransferBytes)
         {
             return ReadOneAsync(offset, destination, cancellationToken);
@@ -152,6 +156,10 @@ public sealed class NvmeNamespaceDevice : IBlockDevice
     public ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
         CheckRange(offset, data.Length, "write");
+        if (data.IsEmpty)
+        {
+            return ValueTask.CompletedTask;
+        }
         if (data.Length <= MaxTransferBytes)
         {
             return WriteOneAsync(offset, data, cancellationToken);

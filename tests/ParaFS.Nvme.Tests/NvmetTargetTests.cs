@@ -180,6 +180,8 @@ public sealed class NvmetTargetTests
         Assert.Contains("past the end", error.Message);
         var misaligned = await Assert.ThrowsAsync<ParaFsException>(() => device.WriteAsync(100, new byte[512], default).AsTask());
         Assert.Equal(Errno.EINVAL, misaligned.Errno);
+        await device.ReadAsync(device.SizeBytes, Memory<byte>.Empty, default);   // nothing to do: not an NLB of 65536
+        await device.WriteAsync(0, ReadOnlyMemory<byte>.Empty, default);
 
         // The same read sent raw: the target refuses it (nvmet 6.1 on brd says Internal Error, not LBA Out of Range).
         var queue = device.Controller.NextIoQueue();
