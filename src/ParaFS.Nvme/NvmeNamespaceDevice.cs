@@ -37,6 +37,12 @@ public sealed class NvmeNamespaceDevice : IBlockDevice
         SizeBytes = checked((long)identity.SizeBlocks * identity.BlockSize);
         var max = Math.Min(controller.Options.MaxTransferBytes, controller.MaxDataTransferBytes);
         max = (int)Math.Min(max, (long)MaxBlocksPerCommand * BlockSize);
+        if (controller.Options.DataDigest && controller.IoQueues.Count > 0)
+        {
+            // nvmet 6.1 miscomputes the digest of an R2T answered by several H2CData PDUs
+            // (reference pitfall 3): keep every write within one MAXH2CDATA.
+            max = Math.Min(max, controller.IoQueues[0].MaxH2CData);
+        }
         MaxTransferBytes = max / BlockSize * BlockSize;
     }
 
@@ -46,7 +52,8 @@ public sealed class NvmeNamespaceDevice : IBlockDevice
 
     public long SizeBytes { get; }
 
-    /// <summary>min(options' max transfer (1 MiB), MDTS, 65536 blocks); larger requests are split here too.</summary>
+    /// <summary>min(options' max transfer (1 MiB), MDTS, 65536 blocks, and MAXH2CDATA when data digests are on);
+    /// larger requests are split here too.</summary>
     public int MaxTransferBytes { get; }
 
     public uint NamespaceId { get; }
