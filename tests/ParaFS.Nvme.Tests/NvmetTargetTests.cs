@@ -257,6 +257,55 @@ public sealed class NvmetTargetTests
     }
 
     [NvmetFact]
+    public async Task Writes_under_repeated_connection_drops_lose_nothing()
+    {
+        await using var device = await NvmeNamespaceDevice.OpenAsync(NvmetTarget.Url("queues=2&depth=32"), Options());
+        const int blocks = 512;   // 4 KiB blocks at 44 MiB
+        const int size = 4096;
+        var data = Pattern(blocks * size, 55);
+        var next = -1;
+        var failures = new List<Exception>();
+        var drops = 0;
+        using var stop = new CancellationTokenSource();
+        var dropper = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested && drops < 5)
+            {
+                await Task.Delay(150);
+                device.Controller.FailConnections($"test: drop {++drops}");
+            }
+        });
+        var writers = Enumerable.Range(0, 48).Select(_ => Task.Run(async () =>
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < blocks * 4)
+            {
+                var block = i % blocks;
+                try
+                {
+                    await device.WriteAsync(44L * MiB + (long)block * size, data.AsMemory(block * size, size), default);
+                }
+                catch (ParaFsException e)
+                {
+                    lock (failures)
+                    {
+                        failures.Add(e);
+                    }
+                }
+            }
+        })).ToArray();
+        await Task.WhenAll(writers);
+        stop.Cancel();
+        await dropper;
+        Assert.Empty(failures);
+        Assert.True(device.Controller.Generation >= 1, $"generation {device.Controller.Generation}, {drops} drops");
+        var back = new byte[blocks * size];
+        await device.ReadAsync(44L * MiB, back, default);
+        Assert.Equal(data, back);
+        _output.WriteLine($"{drops} drops, generation {device.Controller.Generation}");
+    }
+
+    [NvmetFact]
     public async Task One_io_queue_dropping_brings_the_whole_controller_back()
     {
         await using var device = await NvmeNamespaceDevice.OpenAsync(NvmetTarget.Url(), Options());
