@@ -32,6 +32,7 @@ public sealed class NvmeController : IAsyncDisposable
     private int _generation;
     private int _nextQueue;
     private long _keepAlivesSent;
+    private (int Generation, long At, NvmeTransportException Error)? _lastReconnectFailure;
 
     private NvmeController(string host, int port, string subsystemNqn, NvmeTcpOptions options, bool discovery)
     {
@@ -367,6 +368,7 @@ public sealed class NvmeController : IAsyncDisposable
         ObjectDisposedException.ThrowIf(_disposed.IsCancellationRequested, this);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposed.Token);
         cancellationToken = linked.Token;
+        var asked = Environment.TickCount64;
         await _reconnectLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -374,6 +376,12 @@ public sealed class NvmeController : IAsyncDisposable
             {
                 ObjectDisposedException.ThrowIf(_disposed.IsCancellationRequested, this);
                 return;
+            }
+            // Callers that were waiting while a reconnect of this generation failed share its
+            // failure instead of each running the whole sequence again, one after the other.
+            if (_lastReconnectFailure is { } failure && failure.Generation == observedGeneration && failure.At >= asked)
+            {
+                throw failure.Error;
             }
             var old = _current;
             if (old is not null)
@@ -398,8 +406,10 @@ public sealed class NvmeController : IAsyncDisposable
                     last = e;
                 }
             }
-            throw new NvmeTransportException(Errno.EIO,
+            var error = new NvmeTransportException(Errno.EIO,
                 $"{Label}: reconnect failed after {Options.ReconnectAttempts} attempts: {last?.Message}", last);
+            _lastReconnectFailure = (observedGeneration, Environment.TickCount64, error);
+            throw error;
         }
         finally
         {

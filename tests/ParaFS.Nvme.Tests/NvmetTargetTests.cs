@@ -239,7 +239,7 @@ public sealed class NvmetTargetTests
     [NvmetFact]
     public async Task Commands_in_flight_when_every_connection_drops_are_retried_once_after_a_reconnect()
     {
-        await using var device = await NvmeNamespaceDevice.OpenAsync(NvmetTarget.Url("digest=both"), Options(true, true));
+        await using var device = await NvmeNamespaceDevice.OpenAsync(NvmetTarget.Url(), Options());
         const int count = 128;
         const int size = 16384;
         var data = Pattern(count * size, 33);
