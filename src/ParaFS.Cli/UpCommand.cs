@@ -23,7 +23,8 @@ internal static class UpCommand
 {
     public const string Help = """
         usage: parafs up [--targets N | --pools A:2,B:2] [--data DIR] [--mount DIR]
-                         [--stripe-count N] [--stripe-size SIZE] [--store sqlite|postgres|POSTGRES] [--verbose]
+                         [--stripe-count N] [--stripe-size SIZE] [--store sqlite|postgres|POSTGRES]
+                         [--backend dir|block|nvme-tcp://HOST:PORT/NQN] [--device-size SIZE] [--verbose]
 
         Starts a whole ParaFS on this machine and mounts it; Ctrl-C (or SIGTERM) unmounts and
         stops everything. Run it again on the same --data and everything written is there.
@@ -39,10 +40,44 @@ internal static class UpCommand
                               DIR/postgres on a loopback port, stopped when up stops
           --store POSTGRES    ... in an existing PostgreSQL database: a connection string
                               (Host=...;Database=...) or postgres://USER@HOST:PORT/NAME
+          --backend dir       the OSTs keep objects as files under DIR/ost-POOL-N (the default)
+          --backend block     ... in ParaFS's block store on image files DIR/ost-POOL-N.img
+                              (sparse, --device-size each, default 4G), with O_DIRECT
+          --backend nvme-tcp://HOST:PORT/NQN
+                              ... in the block store on the namespaces of an NVMe/TCP target,
+                              through ParaFS's own NVMe/TCP host: target N uses namespace N
+                              (1, 2, ...); each namespace must be blank or this file system's
           --verbose           log every daemon's lines, not just warnings
         """;
 
     private sealed record UpState(int MdsPort, List<string> Pools);
+
+    /// <summary>Where target number <paramref name="number"/> (1, 2, ...) keeps its objects under <paramref name="backend"/>.</summary>
+    private static (string Where, string Backend) OstStorage(string backend, string directory, int number, long deviceSize)
+    {
+        switch (backend)
+        {
+            case "dir":
+                return (directory, "dir");
+            case "block":
+                var image = directory + ".img";
+                if (!File.Exists(image))
+                {
+                    using var file = File.Create(image);
+                    file.SetLength(deviceSize);
+                }
+
+                return (image, $"block:{image}");
+            default:
+                if (!backend.StartsWith("nvme-tcp://", StringComparison.Ordinal) || backend.TrimEnd('/').Count(c => c == '/') != 3)
+                {
+                    throw new UsageException($"parafs up: --backend {backend} is not dir, block or nvme-tcp://HOST:PORT/NQN (up gives target N namespace N)");
+                }
+
+                var url = $"{backend.TrimEnd('/')}/{number}";
+                return (url, url);
+        }
+    }
 
     public static async Task<int> RunAsync(string[] argv)
     {
@@ -54,7 +89,7 @@ internal static class UpCommand
 
         try
         {
-            return await UpAsync(new Tools.ToolArgs("up", argv, ["--targets", "--pools", "--data", "--mount", "--stripe-count", "--stripe-size", "--store"], ["--verbose"])).ConfigureAwait(false);
+            return await UpAsync(new Tools.ToolArgs("up", argv, ["--targets", "--pools", "--data", "--mount", "--stripe-count", "--stripe-size", "--store", "--backend", "--device-size"], ["--verbose"])).ConfigureAwait(false);
         }
         catch (UsageException e)
         {
@@ -110,16 +145,21 @@ internal static class UpCommand
             stop.Token).ConfigureAwait(false);
 
         var osts = new List<OstServer>();
+        var backend = args.Value("--backend") ?? "dir";
+        var deviceSize = args.Value("--device-size") is { } size ? Tools.Sizes.Parse(size, "parafs up --device-size") : 4L << 30;
         try
         {
+            var targetNumber = 0;
             foreach (var (pool, index) in state.Pools.SelectMany(p => Enumerable.Range(0, int.Parse(p.Split(':')[1], CultureInfo.InvariantCulture)).Select(i => (p.Split(':')[0], i))))
             {
+                targetNumber++;
+                var (where, ostBackend) = OstStorage(backend, Path.Combine(data, $"ost-{pool}-{index}"), targetNumber, deviceSize);
                 var ost = new OstServer(
-                    new OstOptions { DataDirectory = Path.Combine(data, $"ost-{pool}-{index}"), Listen = RpcEndpoint.Parse("127.0.0.1:0"), Mds = mds.Endpoint, Pool = pool },
+                    new OstOptions { DataDirectory = where, Backend = ostBackend, Listen = RpcEndpoint.Parse("127.0.0.1:0"), Mds = mds.Endpoint, Pool = pool },
                     loggerFactory);
                 await ost.StartAsync(stop.Token).ConfigureAwait(false);
                 osts.Add(ost);
-                Console.WriteLine($"started OST target {ost.Superblock!.TargetId} (pool {pool}) on {ost.Endpoint} (data {Path.Combine(data, $"ost-{pool}-{index}")})");
+                Console.WriteLine($"started OST target {ost.Superblock!.TargetId} (pool {pool}) on {ost.Endpoint} ({(ostBackend == "dir" ? "data" : ostBackend.Split(':')[0])} {where})");
             }
 
             await ApplyStripeFlagsAsync(mds, args).ConfigureAwait(false);

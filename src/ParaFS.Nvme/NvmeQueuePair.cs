@@ -1,3 +1,4 @@
+using ParaFS.Common.Storage;
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Net.Sockets;

@@ -1,3 +1,4 @@
+using ParaFS.Common.Storage;
 using System.Buffers.Binary;
 
 namespace ParaFS.Nvme;

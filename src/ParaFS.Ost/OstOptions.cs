@@ -18,9 +18,6 @@ public sealed record OstOptions
     /// <summary>dir, dir:PATH, block:PATH or nvme-tcp://HOST:PORT/NQN[/NSID] (<see cref="Backends.BackendSpec"/>).</summary>
     public string Backend { get; init; } = Backends.Dir.DirBackend.BackendName;
 
-    /// <summary>Opens an nvme-tcp:// namespace as a block device (supplied by the parafs command, which links the NVMe/TCP host).</summary>
-    public Func<string, CancellationToken, Task<ParaFS.Common.Storage.IBlockDevice>>? OpenNvmeDevice { get; init; }
-
     /// <summary>The HOST:PORT clients are told to use; by default the listen address (with the port it got).</summary>
     public string? Advertise { get; init; }
 

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using ParaFS.Common;
 using ParaFS.Common.Storage;
+using ParaFS.Nvme;
 using ParaFS.Ost.Backends;
 using ParaFS.Ost.Backends.Block;
 using ParaFS.Ost.Backends.Dir;
@@ -237,7 +238,7 @@ public sealed class OstServer : IAsyncDisposable
         {
             IBlockDevice device = spec.Kind == BlockBackend.BackendName
                 ? FileBlockDevice.Open(spec.Location)
-                : await (_options.OpenNvmeDevice ?? throw new ParaFsException(Errno.EINVAL, "this build of parafs ost has no NVMe/TCP host"))(spec.Location, cancellationToken).ConfigureAwait(false);
+                : await NvmeNamespaceDevice.OpenAsync(spec.Location, cancellationToken: cancellationToken).ConfigureAwait(false);
             if (device.SizeBytes < BlockFormat.MinimumBytes())
             {
                 await device.DisposeAsync().ConfigureAwait(false);

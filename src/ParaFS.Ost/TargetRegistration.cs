@@ -205,7 +205,7 @@ internal sealed class TargetRegistration : IAsyncDisposable
             TargetId = targetId,
             Pool = _options.Pool,
             Address = _address,
-            Backend = _options.Backend,
+            Backend = Backends.BackendSpec.Parse(_options.Backend, _options.DataDirectory).Kind,
             Usage = _usage(),
         };
         var reply = await _client.CallAsync(Methods.RegisterTarget, request, RegisterTargetReply.Parser, CallTimeout, cancellationToken)

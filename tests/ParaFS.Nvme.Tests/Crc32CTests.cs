@@ -1,3 +1,4 @@
+using ParaFS.Common.Storage;
 using System.Text;
 
 namespace ParaFS.Nvme.Tests;

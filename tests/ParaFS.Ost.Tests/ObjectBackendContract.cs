@@ -40,7 +40,7 @@ public abstract class ObjectBackendContract : IDisposable
         _backend = Open(_directory);
     }
 
-    [Fact]
+    [SuiteFact]
     public async Task A_write_reads_back_and_reports_the_size()
     {
         var data = RandomNumberGenerator.GetBytes(300_000);
@@ -56,7 +56,7 @@ public abstract class ObjectBackendContract : IDisposable
         Assert.Equal(304_096, attributes.Size);
     }
 
-    [Fact]
+    [SuiteFact]
     public async Task An_unknown_object_reads_as_empty_and_is_not_created_by_punch_delete_or_truncate_to_zero()
     {
         var buffer = new byte[100];
@@ -73,7 +73,7 @@ public abstract class ObjectBackendContract : IDisposable
         Assert.Equal(0, _backend.GetUsage().Objects);
     }
 
-    [Fact]
+    [SuiteFact]
     public async Task A_read_never_goes_past_the_objects_size()
     {
         await _backend.WriteAsync(1, 0, new byte[1000], default);
@@ -83,7 +83,7 @@ public abstract class ObjectBackendContract : IDisposable
         Assert.Equal(new ObjectRead(0, 1000, true), await _backend.ReadAsync(1, 5000, buffer, default));
     }
 
-    [Fact]
+    [SuiteFact]
     public async Task A_sparse_object_reads_zeros_in_its_hole_and_allocates_less_than_its_size()
     {
         var tail = RandomNumberGenerator.GetBytes(4096);
@@ -100,7 +100,7 @@ public abstract class ObjectBackendContract : IDisposable
         Assert.InRange(attributes.AllocatedBytes, 4096, MiB);
     }
 
-    [Fact]
+    [SuiteFact]
     public async Task Punch_across_a_stripe_boundary_reads_back_zeros_and_frees_the_blocks()
     {
         var data = RandomNumberGenerator.GetBytes(3 * MiB);
@@ -124,7 +124,7 @@ public abstract class ObjectBackendContract : IDisposable
         Assert.True(after.AllocatedBytes <= before - MiB, $"punching {to - from} bytes should free at least 1 MiB: {before} -> {after.AllocatedBytes}");
     }
 
-    [Fact]
+    [SuiteFact]
     public async Task Truncate_shrinks_and_extends_with_zeros()
     {
         var data = RandomNumberGenerator.GetBytes(10_000);
@@ -138,7 +138,7 @@ public abstract class ObjectBackendContract : IDisposable
         Assert.True(back.AsSpan(4000, 4000).IndexOfAnyExcept((byte)0) < 0, "bytes past a shrink must not come back");
     }
 
-    [Fact]
+    [SuiteFact]
     public async Task Truncate_of_an_unknown_object_to_a_size_creates_it_sparse()
     {
         await _backend.TruncateAsync(11, 5 * MiB, default);
@@ -148,7 +148,7 @@ public abstract class ObjectBackendContract : IDisposable
         Assert.Equal(1, _backend.GetUsage().Objects);
     }
 
-    [Fact]
+    [SuiteFact]
     public async Task Delete_removes_the_object_and_a_later_write_starts_it_afresh()
     {
         await _backend.WriteAsync(12, 0, RandomNumberGenerator.GetBytes(5000), default);
@@ -163,7 +163,7 @@ public abstract class ObjectBackendContract : IDisposable
         Assert.True(back.AsSpan(0, 110).IndexOfAnyExcept((byte)0) < 0, "the deleted object's bytes must not come back");
     }
 
-    [Fact]
+    [SuiteFact]
     public async Task List_pages_through_every_object_in_ascending_order()
     {
         var random = new Random(17);
@@ -197,7 +197,7 @@ public abstract class ObjectBackendContract : IDisposable
         Assert.Equal(300, _backend.GetUsage().Objects);
     }
 
-    [Fact]
+    [SuiteFact]
     public async Task Objects_and_their_bytes_are_there_again_when_the_store_is_reopened()
     {
         for (var id = 1UL; id <= 20; id++)
@@ -216,7 +216,7 @@ public abstract class ObjectBackendContract : IDisposable
         }
     }
 
-    [Fact]
+    [SuiteFact]
     public async Task Negative_or_overflowing_ranges_are_refused_with_EINVAL_naming_the_object()
     {
         var e = await Assert.ThrowsAsync<ParaFsException>(async () => await _backend.WriteAsync(77, -1, new byte[1], default));
@@ -232,7 +232,7 @@ public abstract class ObjectBackendContract : IDisposable
         Assert.False((await _backend.GetAttributesAsync(77, default)).Exists);
     }
 
-    [Fact]
+    [SuiteFact]
     public void Writes_punches_and_truncates_read_back_as_a_byte_array_model_says()
     {
         // op: 0 write, 1 punch, 2 truncate; offsets within 256 KiB so ranges overlap often.
