@@ -168,7 +168,7 @@ public sealed class NvmeQueuePair : IAsyncDisposable
         {
             await DisposeQuietly(queue, socket).ConfigureAwait(false);
             throw new NvmeTransportException(Errno.ETIMEDOUT,
-                $"{label}: no answer within {options.ConnectTimeout.TotalSeconds:0.#} s while connecting (is a target listening?)");
+                $"{label}: no answer within {options.ConnectTimeout.TotalSeconds:0.#} s while connecting (ICReq and Fabrics Connect; is a target listening there?)");
         }
         catch
         {
