@@ -216,20 +216,13 @@ public sealed class SqliteMetadataStore : IMetadataStore
 
         public InodeRecord? GetInode(long ino)
         {
-            using var reader = Query($"SELECT {InodeColumns} FROM inodes WHERE ino = $a", ino);
-            return reader.Read() ? ReadInode(reader) : null;
+            using var reader = Query($"SELECT {StoreRows.InodeColumns} FROM inodes WHERE ino = $a", ino);
+            return reader.Read() ? StoreRows.Inode(reader) : null;
         }
 
         public IReadOnlyList<InodeRecord> ListFiles(long afterIno, int limit)
         {
-            using var reader = Query($"SELECT {InodeColumns} FROM inodes WHERE ino > $a AND type = $b ORDER BY ino LIMIT $c", afterIno, (int)FileType.Regular, limit);
-            var list = new List<InodeRecord>();
-            while (reader.Read())
-            {
-                list.Add(ReadInode(reader));
-            }
-
-            return list;
+            return StoreRows.All(Query($"SELECT {StoreRows.InodeColumns} FROM inodes WHERE ino > $a AND type = $b ORDER BY ino LIMIT $c", afterIno, (int)FileType.Regular, limit), StoreRows.Inode);
         }
 
         public void InsertInode(InodeRecord i) => Run(
@@ -252,14 +245,7 @@ public sealed class SqliteMetadataStore : IMetadataStore
 
         public IReadOnlyList<long> ListOrphans()
         {
-            using var reader = Query("SELECT ino FROM inodes WHERE nlink = 0");
-            var list = new List<long>();
-            while (reader.Read())
-            {
-                list.Add(reader.GetInt64(0));
-            }
-
-            return list;
+            return StoreRows.All(Query("SELECT ino FROM inodes WHERE nlink = 0"), static r => r.GetInt64(0));
         }
 
         public long? LookupEntry(long parent, string name) => Scalar("SELECT ino FROM entries WHERE parent = $a AND name = $b", parent, name) as long?;
@@ -277,16 +263,9 @@ public sealed class SqliteMetadataStore : IMetadataStore
 
         public IReadOnlyList<EntryRecord> ListEntries(long parent, long afterCookie, int limit)
         {
-            using var reader = Query(
+            return StoreRows.All(Query(
                 "SELECT e.name, e.ino, i.type, e.cookie FROM entries e JOIN inodes i ON i.ino = e.ino " +
-                "WHERE e.parent = $a AND e.cookie > $b ORDER BY e.cookie LIMIT $c", parent, afterCookie, limit);
-            var list = new List<EntryRecord>();
-            while (reader.Read())
-            {
-                list.Add(new EntryRecord(reader.GetString(0), reader.GetInt64(1), (FileType)reader.GetInt32(2), reader.GetInt64(3)));
-            }
-
-            return list;
+                "WHERE e.parent = $a AND e.cookie > $b ORDER BY e.cookie LIMIT $c", parent, afterCookie, limit), StoreRows.Entry);
         }
 
         public bool HasEntries(long parent) => Scalar("SELECT 1 FROM entries WHERE parent = $a LIMIT 1", parent) is not null;
@@ -300,38 +279,12 @@ public sealed class SqliteMetadataStore : IMetadataStore
 
         public IReadOnlyList<string> ListXattrs(long ino)
         {
-            using var reader = Query("SELECT name FROM xattrs WHERE ino = $a ORDER BY name", ino);
-            var list = new List<string>();
-            while (reader.Read())
-            {
-                list.Add(reader.GetString(0));
-            }
-
-            return list;
+            return StoreRows.All(Query("SELECT name FROM xattrs WHERE ino = $a ORDER BY name", ino), static r => r.GetString(0));
         }
 
         public IReadOnlyList<TargetRecord> ListTargets()
         {
-            using var reader = Query("SELECT id, pool, address, backend, state, capacity, free, objects, registered_ms, last_heartbeat_ms FROM targets ORDER BY id");
-            var list = new List<TargetRecord>();
-            while (reader.Read())
-            {
-                list.Add(new TargetRecord
-                {
-                    Id = reader.GetInt32(0),
-                    Pool = reader.GetString(1),
-                    Address = reader.GetString(2),
-                    Backend = reader.GetString(3),
-                    State = (TargetState)reader.GetInt32(4),
-                    CapacityBytes = reader.GetInt64(5),
-                    FreeBytes = reader.GetInt64(6),
-                    Objects = reader.GetInt64(7),
-                    RegisteredMs = reader.GetInt64(8),
-                    LastHeartbeatMs = reader.GetInt64(9),
-                });
-            }
-
-            return list;
+            return StoreRows.All(Query($"SELECT {StoreRows.TargetColumns} FROM targets ORDER BY id"), StoreRows.Target);
         }
 
         public void UpsertTarget(TargetRecord t) => Run(
@@ -346,39 +299,12 @@ public sealed class SqliteMetadataStore : IMetadataStore
 
         public IReadOnlyList<ObjectDeletion> PeekObjectDeletions(int limit)
         {
-            using var reader = Query("SELECT id, target, object FROM object_deletions ORDER BY id LIMIT $a", limit);
-            var list = new List<ObjectDeletion>();
-            while (reader.Read())
-            {
-                list.Add(new ObjectDeletion(reader.GetInt64(0), reader.GetInt32(1), reader.GetInt64(2)));
-            }
-
-            return list;
+            return StoreRows.All(Query("SELECT id, target, object FROM object_deletions ORDER BY id LIMIT $a", limit), StoreRows.Deletion);
         }
 
         public void CompleteObjectDeletion(long id) => Run("DELETE FROM object_deletions WHERE id = $a", id);
 
-        private const string InodeColumns = "ino, type, mode, nlink, uid, gid, size, atime_ns, mtime_ns, ctime_ns, crtime_ns, rdev, parent, symlink, layout, policy";
 
-        private static InodeRecord ReadInode(SqliteDataReader reader) => new()
-        {
-            Ino = reader.GetInt64(0),
-            Type = (FileType)reader.GetInt32(1),
-            Mode = (uint)reader.GetInt64(2),
-            Nlink = (uint)reader.GetInt64(3),
-            Uid = (uint)reader.GetInt64(4),
-            Gid = (uint)reader.GetInt64(5),
-            Size = reader.GetInt64(6),
-            AtimeNs = reader.GetInt64(7),
-            MtimeNs = reader.GetInt64(8),
-            CtimeNs = reader.GetInt64(9),
-            CrtimeNs = reader.GetInt64(10),
-            Rdev = reader.GetInt64(11),
-            Parent = reader.GetInt64(12),
-            SymlinkTarget = reader.IsDBNull(13) ? null : reader.GetString(13),
-            Layout = reader.IsDBNull(14) ? null : Layout.Parser.ParseFrom((byte[])reader[14]),
-            Policy = reader.IsDBNull(15) ? null : LayoutPolicy.Parser.ParseFrom((byte[])reader[15]),
-        };
 
         private static object?[] InodeValues(InodeRecord i) =>
         [
