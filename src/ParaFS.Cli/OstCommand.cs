@@ -15,7 +15,7 @@ internal static class OstCommand
     public const string Help = """
         usage: parafs ost --data DIR --listen HOST:PORT --mds HOST:PORT[,HOST:PORT...] --pool NAME [options]
                parafs ost --backend block:PATH --listen HOST:PORT --mds HOST:PORT[,HOST:PORT...] --pool NAME [options]
-               parafs ost fsck --backend block:PATH
+               parafs ost fsck --backend block:PATH|nvme-tcp://HOST:PORT/NQN/NSID
 
         Serves the objects (file stripes) of one target. The first start registers with the MDS,
         which assigns the target id, and formats DIR; later starts check DIR belongs to the file
@@ -45,7 +45,7 @@ internal static class OstCommand
         PARAFS_POOL, PARAFS_BACKEND, ... Exit status: 0 after a clean stop, 1 when it cannot start
         (e.g. DIR belongs to another file system), 2 on a usage error.
 
-        parafs ost fsck --backend block:PATH (the OST stopped) checks a block store offline: its
+        parafs ost fsck --backend block:PATH|nvme-tcp://... (the OST stopped) checks a block store offline: its
         superblock, checkpoint and journal checksums, chunks held twice or outside the device, and
         chunks leaked past an object's end. Exit status 0 when sound, 1 when not.
         """;

@@ -1,11 +1,12 @@
 using ParaFS.Common;
 using ParaFS.Common.Storage;
+using ParaFS.Nvme;
 using ParaFS.Ost.Backends;
 using ParaFS.Ost.Backends.Block;
 
 namespace ParaFS.Cli;
 
-/// <summary>parafs ost fsck: the offline check of a block store (the OST must be stopped).</summary>
+/// <summary>parafs ost fsck: the offline check of a block store, on a file, a device or an NVMe/TCP namespace (the OST must be stopped).</summary>
 internal static class OstFsck
 {
     public static async Task<int> RunAsync(string[] args)
@@ -13,20 +14,22 @@ internal static class OstFsck
         var backend = args is ["--backend", var b] ? b : null;
         if (backend is null)
         {
-            await Console.Error.WriteLineAsync("usage: parafs ost fsck --backend block:PATH   (see parafs ost --help)").ConfigureAwait(false);
+            await Console.Error.WriteLineAsync("usage: parafs ost fsck --backend block:PATH|nvme-tcp://HOST:PORT/NQN/NSID   (see parafs ost --help)").ConfigureAwait(false);
             return 2;
         }
 
         try
         {
-            var spec = BackendSpec.Parse(backend);
-            if (spec.Kind != BlockBackend.BackendName)
+            var spec = BackendSpec.Parse(backend, dataDirectory: "");
+            if (spec.IsDirectory)
             {
-                await Console.Error.WriteLineAsync($"parafs ost fsck: only block:PATH stores have an index to check; {backend} is not one (a dir backend is checked with the file system's own fsck)").ConfigureAwait(false);
+                await Console.Error.WriteLineAsync($"parafs ost fsck: only block:PATH and nvme-tcp:// stores have an index to check; {backend} is a directory (check it with its file system's own fsck)").ConfigureAwait(false);
                 return 2;
             }
 
-            await using var device = FileBlockDevice.Open(spec.Location);
+            await using IBlockDevice device = spec.Kind == BlockBackend.BackendName
+                ? FileBlockDevice.Open(spec.Location)
+                : await NvmeNamespaceDevice.OpenAsync(spec.Location).ConfigureAwait(false);
             var report = await BlockCheck.RunAsync(device).ConfigureAwait(false);
             var f = report.Format;
             Console.WriteLine($"{device.Description}: target {f.TargetId} (pool {f.Pool}) of file system {f.FsId}, format {f.Format}");

@@ -41,7 +41,8 @@ public sealed class OstServer : IAsyncDisposable
     public OstServer(OstOptions options, ILoggerFactory? loggerFactory = null)
     {
         _options = options;
-        _dataDirectory = Path.GetFullPath(options.DataDirectory);
+        // A directory or image path is made absolute; an nvme-tcp:// URL is kept as it is.
+        _dataDirectory = options.DataDirectory.Contains("://", StringComparison.Ordinal) ? options.DataDirectory : Path.GetFullPath(options.DataDirectory);
         _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
         _logger = _loggerFactory.CreateLogger("ParaFS.Ost");
         _service = new ObjectService(Metrics, options.Limits.MaxPayloadBytes);

@@ -218,7 +218,7 @@ internal sealed class TargetRegistration : IAsyncDisposable
         }
 
         Log.Registered(_logger, _options.Mds.Text, reply.TargetId, (uint)_interval.TotalMilliseconds);
-        NoteState(reply.State);
+        NoteState(reply.State, reply.TargetId);
         return reply;
     }
 
@@ -235,12 +235,13 @@ internal sealed class TargetRegistration : IAsyncDisposable
         }
     }
 
-    private void NoteState(TargetState state)
+    /// <summary>Logs a state change; <paramref name="targetId"/> when the superblock is not written yet (a first registration).</summary>
+    private void NoteState(TargetState state, uint targetId = 0)
     {
         if (state != _state && state != TargetState.Unspecified)
         {
             _state = state;
-            Log.StateChanged(_logger, _superblock?.TargetId ?? 0, state.ToString().ToLowerInvariant());
+            Log.StateChanged(_logger, _superblock?.TargetId ?? targetId, state.ToString().ToLowerInvariant());
         }
     }
 
