@@ -275,7 +275,12 @@ public sealed class MdsServer : IAsyncDisposable
         {
             await Namespace.FindRetiringAsync(_stopping.Token).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (OperationCanceledException)
+        {
+            // Stopped during the scan (a server stopped right after it started).
+            return;
+        }
+        catch (Exception e)
         {
             Log.BackgroundFailed(_logger, "scan for retired objects", e);
         }

@@ -143,6 +143,17 @@ public abstract class MigrationTests(TestStore store)
         Assert.Equal(begun.Objects.Concat(begun.Pending.Objects).Select(o => o.ObjectId).Order(), a.Concat(b).SelectMany(t => t.Deletes).Order());
     }
 
+    /// <summary>The startup scan for retired objects must not make a stop right after a start fail (it once did, with OperationCanceledException).</summary>
+    [StoreFact]
+    public async Task An_mds_stopped_right_after_it_started_stops_cleanly()
+    {
+        for (var i = 0; i < 10; i++)
+        {
+            var mds = await MdsFixture.StartAsync(store);
+            await mds.DisposeAsync();
+        }
+    }
+
     [StoreFact]
     public async Task A_draining_target_gets_no_new_stripes_and_only_root_drains()
     {
