@@ -50,7 +50,11 @@ internal static class UpCommand
           --verbose           log every daemon's lines, not just warnings
         """;
 
-    private sealed record UpState(int MdsPort, List<string> Pools);
+    /// <summary>What the first run of up on a data directory fixed (up.json).</summary>
+    /// <param name="MdsPort">The MDS's port, kept so mounts and tools find it again.</param>
+    /// <param name="Pools">POOL:COUNT pairs.</param>
+    /// <param name="Backend">Where the OSTs keep objects (null in files written before it was recorded: dir).</param>
+    private sealed record UpState(int MdsPort, List<string> Pools, string? Backend = null);
 
     /// <summary>Where target number <paramref name="number"/> (1, 2, ...) keeps its objects under <paramref name="backend"/>.</summary>
     private static (string Where, string Backend) OstStorage(string backend, string directory, int number, long deviceSize)
@@ -109,7 +113,7 @@ internal static class UpCommand
         var mountPoint = Path.GetFullPath(args.Value("--mount") ?? "mnt");
         var pools = Pools(args);
         Directory.CreateDirectory(data);
-        var state = LoadState(data, pools, args.Value("--pools") is not null || args.Value("--targets") is not null);
+        var state = LoadState(data, pools, args.Value("--pools") is not null || args.Value("--targets") is not null, args.Value("--backend"));
         using var loggerFactory = LoggerFactory.Create(b => b
             .AddSimpleConsole(o =>
             {
@@ -145,7 +149,7 @@ internal static class UpCommand
             stop.Token).ConfigureAwait(false);
 
         var osts = new List<OstServer>();
-        var backend = args.Value("--backend") ?? "dir";
+        var backend = state.Backend ?? "dir";
         var deviceSize = args.Value("--device-size") is { } size ? Tools.Sizes.Parse(size, "parafs up --device-size") : 4L << 30;
         try
         {
@@ -232,12 +236,12 @@ internal static class UpCommand
     }
 
     /// <summary>The first run fixes the pools; a later run with other ones is refused rather than leaving targets behind.</summary>
-    private static UpState LoadState(string data, List<string> pools, bool explicitPools)
+    private static UpState LoadState(string data, List<string> pools, bool explicitPools, string? backend)
     {
         var file = Path.Combine(data, "up.json");
         if (!File.Exists(file))
         {
-            return new UpState(FreePort(), pools);
+            return new UpState(FreePort(), pools, backend ?? "dir");
         }
 
         var saved = JsonSerializer.Deserialize<UpState>(File.ReadAllText(file)) ?? throw new StartupException($"{file} is unreadable; remove it to start afresh");
@@ -246,7 +250,13 @@ internal static class UpCommand
             throw new UsageException($"parafs up: {data} was set up with {string.Join(",", saved.Pools)}, not {string.Join(",", pools)}; run without --targets/--pools, or use another --data");
         }
 
-        return saved;
+        var savedBackend = saved.Backend ?? "dir";
+        if (backend is not null && backend != savedBackend)
+        {
+            throw new UsageException($"parafs up: {data} was set up with --backend {savedBackend}, not {backend}; run without --backend, or use another --data");
+        }
+
+        return saved with { Backend = savedBackend };
     }
 
     private static bool PortIsFree(int port)
