@@ -136,6 +136,20 @@ public sealed class ClientSut : ISystemUnderTest
         };
     }
 
+    public async Task MigrateAsync(string path, int stripeSize, int stripeCount, bool finish)
+    {
+        var ino = await ResolveAsync(path);
+        var policy = new LayoutPolicy { StripeSize = (uint)stripeSize, StripeCount = stripeCount };
+        if (finish)
+        {
+            await _client.MigrateAsync(Root, ino, policy, new MigrationOptions { ChunkBytes = 64 * 1024 });
+        }
+        else
+        {
+            await _client.BeginMigrationAsync(Root, ino, policy);
+        }
+    }
+
     public async ValueTask DisposeAsync() => await _client.DisposeAsync();
 
     private async Task<ulong> ResolveAsync(string path)

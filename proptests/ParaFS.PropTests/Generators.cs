@@ -22,7 +22,7 @@ public static class Generators
             (1, Gen.Choose(1, 4 * 1024 * 1024).Select(i => (long)i)),
         ]);
 
-    public static Gen<Op> Operation(bool faults)
+    public static Gen<Op> Operation(bool faults, bool migrations = false)
     {
         List<(int, Gen<Op>)> choices =
         [
@@ -45,6 +45,12 @@ public static class Generators
             select (Op)new SetXattrOp(p, n, seed, f)),
         (2, from p in Path from n in Gen.Elements("user.x", "user.y") select (Op)new GetXattrOp(p, n)),
         ];
+        if (migrations)
+        {
+            choices.Add((8, from p in Path from size in Gen.Elements(4096, 65536, 1024 * 1024) from count in Gen.Choose(1, 4) from finish in Gen.Elements(true, false)
+                            select (Op)new MigrateOp(p, size, count, finish)));
+        }
+
         if (faults)
         {
             choices.Add((6, from k in Gen.Elements(FaultKind.KillOst, FaultKind.KillOst, FaultKind.KillMds) from i in Gen.Choose(0, 3) select (Op)new FaultOp(k, i)));
@@ -53,8 +59,8 @@ public static class Generators
         return Gen.Frequency(choices);
     }
 
-    public static Arbitrary<Op[]> Sequences(bool faults, int maxLength) =>
-        Arb.ToArbitrary(Gen.Choose(5, maxLength).SelectMany(n => Gen.ArrayOf(Operation(faults), n)), Shrink);
+    public static Arbitrary<Op[]> Sequences(bool faults, int maxLength, bool migrations = false) =>
+        Arb.ToArbitrary(Gen.Choose(5, maxLength).SelectMany(n => Gen.ArrayOf(Operation(faults, migrations), n)), Shrink);
 
     /// <summary>Shorter sequences first: the second half, the first half, then each one without one step.</summary>
     private static IEnumerable<Op[]> Shrink(Op[] ops)

@@ -12,6 +12,11 @@ public static class ModelRunner
     public static (long Sequences, long Operations) Totals(string label) =>
         Counts.TryGetValue(label, out var c) ? (Interlocked.Read(ref c[0]), Interlocked.Read(ref c[1])) : (0, 0);
 
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> Succeeded = new();
+
+    /// <summary>Operations of a kind (its record name, e.g. "MigrateOp") that the system carried out without an error, across all runs.</summary>
+    public static long SucceededOf(string kind) => Succeeded.GetValueOrDefault(kind);
+
     /// <summary>How much each property runs: PARAFS_PROP_SCALE=10 runs ten times as many sequences (soak runs).</summary>
     public static int Scale(int tests) =>
         int.TryParse(Environment.GetEnvironmentVariable("PARAFS_PROP_SCALE"), out var scale) && scale > 0 ? tests * scale : tests;
@@ -85,6 +90,11 @@ public static class ModelRunner
         if (actual != expected)
         {
             throw new InvalidOperationException($"the system and the model disagree at the last step: expected {expected.Errno} {expected.Data}\n{history}");
+        }
+
+        if (expected.Errno == Errno.Ok)
+        {
+            Succeeded.AddOrUpdate(op.GetType().Name, 1, (_, n) => n + 1);
         }
 
         return expected.Errno == Errno.Ok ? next : model;

@@ -468,3 +468,32 @@ public sealed record FaultOp(FaultKind Kind, int Index) : Op
         return Outcome.Ok;
     }
 }
+
+/// <summary>
+/// An online restripe of a file to another stripe size and count: only begun (the file keeps
+/// working with a pending layout, written twice, until a later migration or truncate), or finished
+/// (copied, verified, cut over). Nothing a caller can see changes: the model stays as it is.
+/// </summary>
+public sealed record MigrateOp(string Path, int StripeSize, int StripeCount, bool Finish) : Op
+{
+    public override (Model, Outcome) Apply(Model m)
+    {
+        if (m.CheckParent(Path) is var e && e != Errno.Ok)
+        {
+            return (m, Outcome.Of(e));
+        }
+
+        return m.At(Path) switch
+        {
+            null => (m, Outcome.Of(Errno.ENOENT)),
+            DirNode => (m, Outcome.Of(Errno.EINVAL)),
+            _ => (m, Outcome.Ok),
+        };
+    }
+
+    public override async Task<Outcome> RunAsync(ISystemUnderTest sut, Model before)
+    {
+        await sut.MigrateAsync(Path, StripeSize, StripeCount, Finish);
+        return Outcome.Ok;
+    }
+}

@@ -46,6 +46,10 @@ public interface ISystemUnderTest : IAsyncDisposable
 
     Task FaultAsync(FaultKind kind, int index);
 
+    /// <summary>Restripes a file online to the given stripe size and count: only its pending layout (<paramref name="finish"/> false), or all of it.</summary>
+    Task MigrateAsync(string path, int stripeSize, int stripeCount, bool finish) =>
+        throw new NotSupportedException("this system under test does not migrate files");
+
     /// <summary>Called after every handle is closed, before the final read-back (a second mount switches to itself here).</summary>
     Task BeginVerificationAsync() => Task.CompletedTask;
 }

@@ -137,6 +137,19 @@ public sealed partial class ParaFsClient
         }
     }
 
+    /// <summary>
+    /// The first half of a migration: the file gets its pending layout and every client holding it
+    /// open writes to both from now on. <see cref="MigrateAsync"/> later finishes it (copy, verify,
+    /// cut-over); until then the file works as before, only its writes go twice.
+    /// </summary>
+    public async Task<Layout> BeginMigrationAsync(Caller caller, ulong ino, LayoutPolicy policy, CancellationToken cancellationToken = default)
+    {
+        var begun = (await _mds.CallAsync(Methods.MdsMigrateBegin, new MigrateRequest { Caller = caller, Ino = ino, Policy = policy }, GetStripeReply.Parser, idempotent: true, cancellationToken).ConfigureAwait(false)).Layout;
+        await WaitForSwitchAsync(ino, begun.Generation, cancellationToken).ConfigureAwait(false);
+        _cache.DropAttr(ino);
+        return begun;
+    }
+
     /// <summary>Gives up a migration in progress (the file keeps its old layout; the new objects are deleted).</summary>
     public async Task<Layout> AbortMigrationAsync(Caller caller, ulong ino, CancellationToken cancellationToken = default)
     {
