@@ -10,7 +10,7 @@ namespace ParaFS.Client;
 /// <summary>How a migration copies.</summary>
 public sealed record MigrationOptions
 {
-    /// <summary>Bytes read, written and re-read as one unit of the copy.</summary>
+    /// <summary>Bytes copied and compared as one unit.</summary>
     public int ChunkBytes { get; init; } = 4 * 1024 * 1024;
 
     /// <summary>Shared by every file of one run: limits the copy rate so training I/O keeps its latency. Null: no limit.</summary>
@@ -67,9 +67,9 @@ public sealed partial class ParaFsClient
     /// Moves a file's data onto the layout <paramref name="policy"/> describes (DESIGN.md, "Moving
     /// between vendors") while any client keeps using it: the MDS gives the file a pending layout,
     /// every client holding it open switches to writing both and says so, then this copies the old
-    /// objects into the new ones (a chunk copied is read again from the old objects and copied
-    /// again if a write landed meanwhile), makes the new objects durable, compares both sides
-    /// chunk by chunk (SHA-256), and asks the MDS to cut over. Nobody waits for the copy; the old
+    /// objects into the new ones (holes skipped), makes them durable, compares both sides chunk by
+    /// chunk (SHA-256) and copies again, re-reading until stable, every chunk that differs (a write
+    /// that landed during its copy), and asks the MDS to cut over. Nobody waits for the copy; the old
     /// objects are deleted by the MDS once every open holder has moved on. An interrupted
     /// migration leaves the file whole on its old layout; running it again resumes.
     /// </summary>
@@ -110,7 +110,7 @@ public sealed partial class ParaFsClient
             for (long offset = 0; offset < end; offset += options.ChunkBytes)
             {
                 var length = (int)Math.Min(options.ChunkBytes, end - offset);
-                recopied += await CopyChunkAsync(ino, source, target, window, offset, buffers[0].AsMemory(0, length), buffers[1].AsMemory(0, length), skipZeros: true, options, cancellationToken).ConfigureAwait(false);
+                await CopyOnceAsync(source, target, window, offset, buffers[0].AsMemory(0, length), cancellationToken).ConfigureAwait(false);
                 bytes += length;
                 copied?.Invoke(length);
                 if (options.Throttle is { } throttle)
@@ -207,22 +207,33 @@ public sealed partial class ParaFsClient
     }
 
     /// <summary>
+    /// The first pass: one read and (unless it is a hole) one write per chunk. A write that lands
+    /// on the old objects while its chunk is copied may be overwritten in the new ones by the
+    /// older bytes; the verification after the whole copy finds every such chunk (old and new
+    /// differ) and copies it again with <see cref="CopyChunkAsync"/>.
+    /// </summary>
+    private async Task CopyOnceAsync((Layout Layout, StripeMap Map) source, (Layout Layout, StripeMap Map) target, SemaphoreSlim window, long offset, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        await ReadObjectsAsync(source.Layout, source.Map, window, offset, buffer, cancellationToken).ConfigureAwait(false);
+        if (buffer.Span.ContainsAnyExcept((byte)0))
+        {
+            await WriteObjectsAsync(target.Layout, target.Map, window, offset, buffer, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
     /// Copies one chunk old -> new, then reads the old chunk again: if a write landed on it
     /// meanwhile (its copy to the new objects may have come before ours), copies again.
     /// Returns how many extra copies it took.
     /// </summary>
     private async Task<int> CopyChunkAsync(
         ulong ino, (Layout Layout, StripeMap Map) source, (Layout Layout, StripeMap Map) target, SemaphoreSlim window,
-        long offset, Memory<byte> first, Memory<byte> again, bool skipZeros, MigrationOptions options, CancellationToken cancellationToken)
+        long offset, Memory<byte> first, Memory<byte> again, MigrationOptions options, CancellationToken cancellationToken)
     {
         await ReadObjectsAsync(source.Layout, source.Map, window, offset, first, cancellationToken).ConfigureAwait(false);
         for (var attempt = 0; attempt < options.ChunkAttempts; attempt++)
         {
-            // The new objects start empty: a hole needs no copy (verification checks it anyway).
-            if (!(skipZeros && attempt == 0 && !first.Span.ContainsAnyExcept((byte)0)))
-            {
-                await WriteObjectsAsync(target.Layout, target.Map, window, offset, first, cancellationToken).ConfigureAwait(false);
-            }
+            await WriteObjectsAsync(target.Layout, target.Map, window, offset, first, cancellationToken).ConfigureAwait(false);
 
             await ReadObjectsAsync(source.Layout, source.Map, window, offset, again, cancellationToken).ConfigureAwait(false);
             if (first.Span.SequenceEqual(again.Span))
@@ -260,7 +271,7 @@ public sealed partial class ParaFsClient
                     throw new ParaFsException(Errno.EIO, $"inode {ino}: the copy at offset {offset} does not match its source after {attempt} attempts; the old layout is kept (run the migration again)");
                 }
 
-                recopied += 1 + await CopyChunkAsync(ino, source, target, window, offset, buffers[0].AsMemory(0, length), buffers[1].AsMemory(0, length), skipZeros: false, options, cancellationToken).ConfigureAwait(false);
+                recopied += 1 + await CopyChunkAsync(ino, source, target, window, offset, buffers[0].AsMemory(0, length), buffers[1].AsMemory(0, length), options, cancellationToken).ConfigureAwait(false);
             }
         }
 
