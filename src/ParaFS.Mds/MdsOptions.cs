@@ -31,4 +31,7 @@ public sealed record MdsOptions
 
     /// <summary>How long a client may be gone before its session and opens are released.</summary>
     public TimeSpan SessionLease { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>For tests: wraps the opened store (e.g. one that runs every write's work twice, as a retrying store may).</summary>
+    internal Func<Store.IMetadataStore, Store.IMetadataStore>? WrapStore { get; init; }
 }

@@ -97,7 +97,7 @@ public sealed class MdsServer : IAsyncDisposable
                 Log.Formatted(logger, fsName, fsId, where);
             }
 
-            server = new MdsServer(options, store, fsId, fsName, loggerFactory) { _leader = leader };
+            server = new MdsServer(options, options.WrapStore?.Invoke(store) ?? store, fsId, fsName, loggerFactory) { _leader = leader };
             await server.Targets.LoadAsync().ConfigureAwait(false);
             try
             {

@@ -48,75 +48,17 @@ public sealed partial class MdsNamespace
     private async Task<EntryReply> CreateOnceAsync(RequestContext context, CreateRequest request, long parent)
     {
         var caller = context.Caller;
-        var reply = await _store.WriteAsync(tx =>
+        var opens = new PendingOpens(_sessions);
+        (EntryReply Reply, bool Created, InodeRecord? Truncated) reply;
+        try
         {
-            var directory = RequireDirectory(tx, parent);
-            Access.Require(caller, directory, Access.Write | Access.Execute, $"create '{request.Name}' in directory {parent}");
-            if (directory.Nlink == 0)
-            {
-                throw new ParaFsException(Errno.ENOENT, $"directory {parent} has been removed");
-            }
-
-            if (tx.LookupEntry(parent, request.Name) is { } existing)
-            {
-                return OpenExisting(tx, context, request, existing);
-            }
-
-            var now = NowNs();
-            var inode = new InodeRecord
-            {
-                Ino = tx.NextId("inode"),
-                Type = request.Type,
-                Mode = request.Mode & 0xFFF,
-                Nlink = request.Type == FileType.Directory ? 2u : 1u,
-                Uid = caller.Uid,
-                Gid = (directory.Mode & SetGidBit) != 0 ? directory.Gid : caller.Gid,
-                AtimeNs = now,
-                MtimeNs = now,
-                CtimeNs = now,
-                CrtimeNs = now,
-                Rdev = (long)request.Rdev,
-                Parent = request.Type == FileType.Directory ? parent : 0,
-            };
-            switch (request.Type)
-            {
-                case FileType.Directory:
-                    inode.Policy = directory.Policy?.Clone();
-                    if ((directory.Mode & SetGidBit) != 0)
-                    {
-                        inode.Mode |= SetGidBit;
-                    }
-
-                    directory.Nlink++;
-                    break;
-                case FileType.Regular:
-                    inode.Layout = _allocator.Allocate(directory.Policy ?? RootPolicy(), tx);
-                    break;
-                case FileType.Symlink:
-                    if (request.SymlinkTarget.Length is 0 or > 4095)
-                    {
-                        throw new ParaFsException(request.SymlinkTarget.Length == 0 ? Errno.ENOENT : Errno.ENAMETOOLONG, "a symlink target is 1..4095 bytes");
-                    }
-
-                    inode.SymlinkTarget = request.SymlinkTarget;
-                    inode.Mode = 0x1FF;
-                    inode.Size = System.Text.Encoding.UTF8.GetByteCount(request.SymlinkTarget);
-                    break;
-            }
-
-            if (inode.Type == FileType.Regular && (caller.Uid != 0) && !Access.InGroup(caller, inode.Gid))
-            {
-                // POSIX: setgid on a file whose group the creator is not in is dropped.
-                inode.Mode &= ~SetGidBit;
-            }
-
-            tx.InsertInode(inode);
-            tx.InsertEntry(parent, request.Name, inode.Ino);
-            Touch(directory, now);
-            tx.UpdateInode(directory);
-            var handle = request.Open ? _sessions.AddOpen(context.Session!, inode.Ino, request.OpenFlags, inode.Layout?.Generation ?? 0).Handle : 0;
-            return (Reply: new EntryReply { Attr = ToAttr(inode), Layout = inode.Layout, Handle = handle }, Created: true, Truncated: (InodeRecord?)null);
-        }).ConfigureAwait(false);
+            reply = await _store.WriteAsync(tx => CreateWork(tx, context, request, parent, caller, opens)).ConfigureAwait(false);
+        }
+        catch
+        {
+            opens.Undo();
+            throw;
+        }
 
         if (reply.Created)
         {
@@ -127,8 +69,80 @@ public sealed partial class MdsNamespace
         return reply.Reply;
     }
 
+    private (EntryReply Reply, bool Created, InodeRecord? Truncated) CreateWork(IStoreTransaction tx, RequestContext context, CreateRequest request, long parent, Caller caller, PendingOpens opens)
+    {
+        // A store may run this again (a retried serialization failure): the previous attempt's handle goes first.
+        opens.Undo();
+        var directory = RequireDirectory(tx, parent);
+        Access.Require(caller, directory, Access.Write | Access.Execute, $"create '{request.Name}' in directory {parent}");
+        if (directory.Nlink == 0)
+        {
+            throw new ParaFsException(Errno.ENOENT, $"directory {parent} has been removed");
+        }
+
+        if (tx.LookupEntry(parent, request.Name) is { } existing)
+        {
+            return OpenExisting(tx, context, request, existing, opens);
+        }
+
+        var now = NowNs();
+        var inode = new InodeRecord
+        {
+            Ino = tx.NextId("inode"),
+            Type = request.Type,
+            Mode = request.Mode & 0xFFF,
+            Nlink = request.Type == FileType.Directory ? 2u : 1u,
+            Uid = caller.Uid,
+            Gid = (directory.Mode & SetGidBit) != 0 ? directory.Gid : caller.Gid,
+            AtimeNs = now,
+            MtimeNs = now,
+            CtimeNs = now,
+            CrtimeNs = now,
+            Rdev = (long)request.Rdev,
+            Parent = request.Type == FileType.Directory ? parent : 0,
+        };
+        switch (request.Type)
+        {
+            case FileType.Directory:
+                inode.Policy = directory.Policy?.Clone();
+                if ((directory.Mode & SetGidBit) != 0)
+                {
+                    inode.Mode |= SetGidBit;
+                }
+
+                directory.Nlink++;
+                break;
+            case FileType.Regular:
+                inode.Layout = _allocator.Allocate(directory.Policy ?? RootPolicy(), tx);
+                break;
+            case FileType.Symlink:
+                if (request.SymlinkTarget.Length is 0 or > 4095)
+                {
+                    throw new ParaFsException(request.SymlinkTarget.Length == 0 ? Errno.ENOENT : Errno.ENAMETOOLONG, "a symlink target is 1..4095 bytes");
+                }
+
+                inode.SymlinkTarget = request.SymlinkTarget;
+                inode.Mode = 0x1FF;
+                inode.Size = System.Text.Encoding.UTF8.GetByteCount(request.SymlinkTarget);
+                break;
+        }
+
+        if (inode.Type == FileType.Regular && (caller.Uid != 0) && !Access.InGroup(caller, inode.Gid))
+        {
+            // POSIX: setgid on a file whose group the creator is not in is dropped.
+            inode.Mode &= ~SetGidBit;
+        }
+
+        tx.InsertInode(inode);
+        tx.InsertEntry(parent, request.Name, inode.Ino);
+        Touch(directory, now);
+        tx.UpdateInode(directory);
+        var handle = request.Open ? opens.Add(context.Session!, inode.Ino, request.OpenFlags, inode.Layout?.Generation ?? 0).Handle : 0;
+        return (Reply: new EntryReply { Attr = ToAttr(inode), Layout = inode.Layout, Handle = handle }, Created: true, Truncated: (InodeRecord?)null);
+    }
+
     /// <summary>open(O_CREAT) without O_EXCL on a name that exists: open it (after permission checks), truncating it with O_TRUNC.</summary>
-    private (EntryReply Reply, bool Created, InodeRecord? Truncated) OpenExisting(IStoreTransaction tx, RequestContext context, CreateRequest request, long ino)
+    private (EntryReply Reply, bool Created, InodeRecord? Truncated) OpenExisting(IStoreTransaction tx, RequestContext context, CreateRequest request, long ino, PendingOpens opens)
     {
         if (request.Exclusive || request.Type != FileType.Regular || !request.Open)
         {
@@ -147,7 +161,7 @@ public sealed partial class MdsNamespace
             throw new TruncateFirstException(ino);
         }
 
-        var handle = _sessions.AddOpen(context.Session!, inode.Ino, request.OpenFlags, inode.Layout?.Generation ?? 0).Handle;
+        var handle = opens.Add(context.Session!, inode.Ino, request.OpenFlags, inode.Layout?.Generation ?? 0).Handle;
         return (new EntryReply { Attr = ToAttr(inode), Layout = inode.Layout, Handle = handle }, false, null);
     }
 

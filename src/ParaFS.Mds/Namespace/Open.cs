@@ -40,19 +40,57 @@ public sealed partial class MdsNamespace
             await TruncateAsync(ino, 0, context.Origin).ConfigureAwait(false);
         }
 
-        // Registered under the store's write lock, so an unlink cannot slip between the check that
+        // Registered inside the write transaction, so an unlink cannot slip between the check that
         // the inode exists and the registration that keeps it alive.
-        return await _store.WriteAsync(tx =>
+        var opens = new PendingOpens(_sessions);
+        try
         {
-            var current = Require(tx, ino);
-            if (current.Nlink == 0 && current.Type != FileType.Directory && !_sessions.IsOpen(ino))
+            return await _store.WriteAsync(tx =>
             {
-                throw new ParaFsException(Errno.ENOENT, $"inode {ino} was removed");
+                opens.Undo();
+                var current = Require(tx, ino);
+                if (current.Nlink == 0 && current.Type != FileType.Directory && !_sessions.IsOpen(ino))
+                {
+                    throw new ParaFsException(Errno.ENOENT, $"inode {ino} was removed");
+                }
+
+                var open = opens.Add(session, ino, flags, current.Layout?.Generation ?? 0);
+                return new OpenReply { Handle = open.Handle, Attr = ToAttr(current), Layout = current.Layout };
+            }).ConfigureAwait(false);
+        }
+        catch
+        {
+            opens.Undo();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Handles one operation registers from inside a store transaction. The store may run the work
+    /// again (PostgreSQL retries serialization failures) or fail at commit: each attempt undoes
+    /// the one before, and a failed operation undoes its last, so no handle is left registered
+    /// that its client never learned of (it would keep an unlinked file alive until the session ends).
+    /// </summary>
+    private sealed class PendingOpens(SessionTable sessions)
+    {
+        private readonly List<ulong> _handles = [];
+
+        public OpenFile Add(ClientSession session, long ino, uint flags, ulong layoutGeneration)
+        {
+            var open = sessions.AddOpen(session, ino, flags, layoutGeneration);
+            _handles.Add(open.Handle);
+            return open;
+        }
+
+        public void Undo()
+        {
+            foreach (var handle in _handles)
+            {
+                sessions.Close(handle);
             }
 
-            var open = _sessions.AddOpen(session, ino, flags, current.Layout?.Generation ?? 0);
-            return new OpenReply { Handle = open.Handle, Attr = ToAttr(current), Layout = current.Layout };
-        }).ConfigureAwait(false);
+            _handles.Clear();
+        }
     }
 
     /// <summary>close(2): applies the client's size report, and deletes an unlinked file on its last close anywhere.</summary>
