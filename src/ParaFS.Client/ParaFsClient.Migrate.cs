@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using ParaFS.Common;
@@ -84,11 +85,23 @@ public sealed partial class ParaFsClient
         }
 
         using var window = new SemaphoreSlim(_options.PerFileRequests);
-        var buffers = new byte[3][];
-        for (var i = 0; i < buffers.Length; i++)
+
+        // Three chunk buffers (copy, re-read, the new side when verifying), pooled: a run over
+        // many files must not allocate them afresh for each one.
+        byte[][] buffers = [ArrayPool<byte>.Shared.Rent(options.ChunkBytes), ArrayPool<byte>.Shared.Rent(options.ChunkBytes), ArrayPool<byte>.Shared.Rent(options.ChunkBytes)];
+        try
         {
-            buffers[i] = GC.AllocateUninitializedArray<byte>(options.ChunkBytes);
+            return await MigrateWithAsync(caller, ino, policy, options, copied, window, buffers, cancellationToken).ConfigureAwait(false);
         }
+        finally
+        {
+            Array.ForEach(buffers, b => ArrayPool<byte>.Shared.Return(b));
+        }
+    }
+
+    private async Task<MigrationResult> MigrateWithAsync(
+        Caller caller, ulong ino, LayoutPolicy policy, MigrationOptions options, Action<long>? copied, SemaphoreSlim window, byte[][] buffers, CancellationToken cancellationToken)
+    {
 
         long bytes = 0;
         var recopied = 0;

@@ -444,35 +444,17 @@ public sealed class NvmeQueuePair : IAsyncDisposable
 
         /// <summary>Queues a whole PDU built in a pooled array, returned to the pool once sent;
         /// <paramref name="done"/> completes then (or on failure).</summary>
-        public void Enqueue(byte[] owned, int length, TaskCompletionSource? done = null)
-        {
-            bool start;
-            lock (_gate)
-            {
-                if (_failed)
-                {
-                    ArrayPool<byte>.Shared.Return(owned);
-                    done?.TrySetResult();
-                    return;
-                }
-                _queued.Add(new ArraySegment<byte>(owned, 0, length));
-                _queuedOwned.Add(owned);
-                if (done is not null)
-                {
-                    _queuedDone.Add(done);
-                }
-                start = !_sending;
-                _sending = true;
-            }
-            if (start)
-            {
-                _ = PumpAsync();
-            }
-        }
+        public void Enqueue(byte[] owned, int length, TaskCompletionSource? done = null) =>
+            Enqueue(owned, done, new ArraySegment<byte>(owned, 0, length), default, default);
 
         /// <summary>Queues a PDU whose data is borrowed: header (and data digest after
         /// <paramref name="headerLength"/>) in a pooled array, the data from the caller's memory.</summary>
-        public void Enqueue(byte[] owned, int headerLength, ArraySegment<byte> data, int digestLength, TaskCompletionSource? done)
+        public void Enqueue(byte[] owned, int headerLength, ArraySegment<byte> data, int digestLength, TaskCompletionSource? done) =>
+            Enqueue(owned, done, new ArraySegment<byte>(owned, 0, headerLength), data,
+                digestLength > 0 ? new ArraySegment<byte>(owned, headerLength, digestLength) : default);
+
+        /// <summary>Queues up to three pieces of one PDU (a default segment is left out) and starts the pump if idle.</summary>
+        private void Enqueue(byte[] owned, TaskCompletionSource? done, ArraySegment<byte> first, ArraySegment<byte> second, ArraySegment<byte> third)
         {
             bool start;
             lock (_gate)
@@ -483,11 +465,14 @@ public sealed class NvmeQueuePair : IAsyncDisposable
                     done?.TrySetResult();
                     return;
                 }
-                _queued.Add(new ArraySegment<byte>(owned, 0, headerLength));
-                _queued.Add(data);
-                if (digestLength > 0)
+                _queued.Add(first);
+                if (second.Array is not null)
                 {
-                    _queued.Add(new ArraySegment<byte>(owned, headerLength, digestLength));
+                    _queued.Add(second);
+                }
+                if (third.Array is not null)
+                {
+                    _queued.Add(third);
                 }
                 _queuedOwned.Add(owned);
                 if (done is not null)

@@ -86,7 +86,7 @@ public abstract class ErrnoTests(TestStore store) : IAsyncLifetime
         { "setstripe with a size that is not a 4 KiB multiple", Errno.EINVAL },
     };
 
-    [StoreTheory]
+    [SuiteTheory]
     [MemberData(nameof(Cases))]
     public async Task A_failing_call_returns_its_errno_and_changes_nothing(string call, Errno expected)
     {
@@ -167,4 +167,7 @@ public abstract class ErrnoTests(TestStore store) : IAsyncLifetime
 
 public sealed class ErrnoTestsOnSqlite() : ErrnoTests(TestStore.Sqlite);
 
-public sealed class ErrnoTestsOnPostgres() : ErrnoTests(TestStore.Postgres);
+public sealed class ErrnoTestsOnPostgres() : ErrnoTests(TestStore.Postgres)
+{
+    public static string? SkipReason => TestPostgres.SkipReason;
+}

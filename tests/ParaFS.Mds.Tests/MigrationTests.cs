@@ -29,7 +29,7 @@ public abstract class MigrationTests(TestStore store)
         return attr.Ino;
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task Begin_adds_a_pending_layout_on_the_new_pool_and_is_resumable()
     {
         var (mds, a, b) = await StartAsync();
@@ -56,7 +56,7 @@ public abstract class MigrationTests(TestStore store)
         Assert.Empty(a.Concat(b).SelectMany(t => t.Deletes));
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task Commit_waits_for_open_holders_and_old_objects_go_only_after_every_holder_moved_on()
     {
         var (mds, a, _) = await StartAsync();
@@ -92,7 +92,7 @@ public abstract class MigrationTests(TestStore store)
         await holder.CloseAsync(open.Handle);
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task Abort_keeps_the_old_layout_and_retires_the_new_objects()
     {
         var (mds, _, b) = await StartAsync();
@@ -114,7 +114,7 @@ public abstract class MigrationTests(TestStore store)
         Assert.Equal(begun.Pending.Objects.Select(o => o.ObjectId).Order(), b.SelectMany(t => t.Deletes).Order());
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task A_shrinking_truncate_during_a_migration_abandons_the_copy()
     {
         var (mds, a, _) = await StartAsync();
@@ -130,7 +130,7 @@ public abstract class MigrationTests(TestStore store)
         Assert.Equal(Errno.EAGAIN, refused.Errno);
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task Unlinking_a_migrating_file_deletes_the_objects_of_both_layouts()
     {
         var (mds, a, b) = await StartAsync();
@@ -144,7 +144,7 @@ public abstract class MigrationTests(TestStore store)
     }
 
     /// <summary>The startup scan for retired objects must not make a stop right after a start fail (it once did, with OperationCanceledException).</summary>
-    [StoreFact]
+    [SuiteFact]
     public async Task An_mds_stopped_right_after_it_started_stops_cleanly()
     {
         for (var i = 0; i < 10; i++)
@@ -154,7 +154,7 @@ public abstract class MigrationTests(TestStore store)
         }
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task A_draining_target_gets_no_new_stripes_and_only_root_drains()
     {
         var (mds, a, _) = await StartAsync();
@@ -184,4 +184,7 @@ public abstract class MigrationTests(TestStore store)
 
 public sealed class MigrationTestsOnSqlite() : MigrationTests(TestStore.Sqlite);
 
-public sealed class MigrationTestsOnPostgres() : MigrationTests(TestStore.Postgres);
+public sealed class MigrationTestsOnPostgres() : MigrationTests(TestStore.Postgres)
+{
+    public static string? SkipReason => TestPostgres.SkipReason;
+}

@@ -9,7 +9,7 @@ public abstract class NamespaceTests(TestStore store)
 {
     private const ulong Root = 1;
 
-    [StoreFact]
+    [SuiteFact]
     public async Task Concurrent_creates_and_renames_in_one_directory_lose_and_duplicate_nothing()
     {
         await using var mds = await MdsFixture.StartAsync(store);
@@ -42,7 +42,7 @@ public abstract class NamespaceTests(TestStore store)
         }
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task A_listing_in_progress_sees_every_entry_that_stays_exactly_once()
     {
         await using var mds = await MdsFixture.StartAsync(store);
@@ -81,7 +81,7 @@ public abstract class NamespaceTests(TestStore store)
         Assert.Equal(seen.Count, seen.Distinct().Count());
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task Rename_over_a_file_replaces_it_atomically_and_deletes_its_objects()
     {
         await using var mds = await MdsFixture.StartAsync(store);
@@ -99,7 +99,7 @@ public abstract class NamespaceTests(TestStore store)
         Assert.All(bLayout.Objects, o => Assert.Contains((o.TargetId, o.ObjectId), deleted));
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task Rename_exchange_swaps_two_names_and_moves_directories_between_parents()
     {
         await using var mds = await MdsFixture.StartAsync(store);
@@ -117,7 +117,7 @@ public abstract class NamespaceTests(TestStore store)
         Assert.Equal(3u, (await client.GetAttrAsync(right.Ino)).Attr.Nlink);
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task Hard_links_count_names_and_the_last_unlink_deletes_the_objects()
     {
         await using var mds = await MdsFixture.StartAsync(store);
@@ -139,7 +139,7 @@ public abstract class NamespaceTests(TestStore store)
         Assert.Equal(Errno.ENOENT, e.Errno);
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task Unlink_of_an_open_file_keeps_its_objects_until_the_last_close_on_any_client()
     {
         await using var mds = await MdsFixture.StartAsync(store);
@@ -164,7 +164,7 @@ public abstract class NamespaceTests(TestStore store)
         await Assert.ThrowsAsync<RpcException>(() => first.GetAttrAsync(created.Attr.Ino));
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task A_client_that_vanishes_releases_its_opens_after_the_lease()
     {
         await using var mds = await MdsFixture.StartAsync(store, lease: TimeSpan.FromMilliseconds(500));
@@ -185,7 +185,7 @@ public abstract class NamespaceTests(TestStore store)
         await Assert.ThrowsAsync<RpcException>(() => survivor.GetAttrAsync(created.Attr.Ino));
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task Queued_object_deletions_survive_an_mds_restart_and_reach_a_target_that_comes_back()
     {
         await using var mds = await MdsFixture.StartAsync(store);
@@ -207,7 +207,7 @@ public abstract class NamespaceTests(TestStore store)
         Assert.Single(back.Deletes);
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task Truncate_cuts_each_object_on_its_target_to_its_share_of_the_new_size()
     {
         await using var mds = await MdsFixture.StartAsync(store);
@@ -236,7 +236,7 @@ public abstract class NamespaceTests(TestStore store)
         Assert.Equal(new ulong[] { 131072, 98304, 65536, 65536 }, file.Layout.Objects.Select((_, i) => (ulong)map.ObjectSize(i, size)));
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task A_larger_size_report_wins_and_a_smaller_one_changes_nothing()
     {
         await using var mds = await MdsFixture.StartAsync(store);
@@ -248,7 +248,7 @@ public abstract class NamespaceTests(TestStore store)
         Assert.Equal(5000ul, (await client.GetAttrAsync(file.Ino)).Attr.Size);
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task Another_client_is_told_when_an_entry_changes()
     {
         await using var mds = await MdsFixture.StartAsync(store);
@@ -270,7 +270,7 @@ public abstract class NamespaceTests(TestStore store)
         Assert.Equal("news", push.Name);
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task Xattrs_round_trip_and_trusted_ones_are_hidden_from_users()
     {
         await using var mds = await MdsFixture.StartAsync(store);
@@ -290,4 +290,7 @@ public abstract class NamespaceTests(TestStore store)
 
 public sealed class NamespaceTestsOnSqlite() : NamespaceTests(TestStore.Sqlite);
 
-public sealed class NamespaceTestsOnPostgres() : NamespaceTests(TestStore.Postgres);
+public sealed class NamespaceTestsOnPostgres() : NamespaceTests(TestStore.Postgres)
+{
+    public static string? SkipReason => TestPostgres.SkipReason;
+}

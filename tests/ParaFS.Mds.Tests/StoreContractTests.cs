@@ -37,7 +37,7 @@ public abstract class StoreContractTests(TestStore kind) : IAsyncLifetime
         }
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task Concurrent_transactions_never_get_the_same_id_twice()
     {
         var ids = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
@@ -55,7 +55,7 @@ public abstract class StoreContractTests(TestStore kind) : IAsyncLifetime
         Assert.True(all.Min() >= 2);
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task Concurrent_inserts_of_one_name_leave_one_entry_and_the_others_see_it()
     {
         await _store.WriteAsync(tx =>
@@ -80,7 +80,7 @@ public abstract class StoreContractTests(TestStore kind) : IAsyncLifetime
         Assert.Single(entries);
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task Cookies_only_grow_and_a_replaced_entry_gets_a_new_one()
     {
         var cookies = await _store.WriteAsync(tx =>
@@ -100,7 +100,7 @@ public abstract class StoreContractTests(TestStore kind) : IAsyncLifetime
         Assert.Empty(await _store.ReadAsync(tx => tx.ListEntries(1, cookies.after[1].Cookie, 10)));
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task Work_that_throws_leaves_nothing_behind()
     {
         await Assert.ThrowsAsync<ParaFsException>(() => _store.WriteAsync<int>(tx =>
@@ -113,7 +113,7 @@ public abstract class StoreContractTests(TestStore kind) : IAsyncLifetime
         Assert.Null(await _store.ReadAsync(tx => tx.GetMeta("half")));
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task Names_and_values_are_kept_byte_for_byte_and_listed_in_byte_order()
     {
         var value = Enumerable.Range(0, 256).Select(i => (byte)i).ToArray();
@@ -131,7 +131,7 @@ public abstract class StoreContractTests(TestStore kind) : IAsyncLifetime
         Assert.Equal(3ul, inode!.Layout!.Generation);
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task A_store_with_a_newer_schema_is_refused_saying_what_to_do()
     {
         await _store.DisposeAsync();
@@ -178,4 +178,7 @@ public abstract class StoreContractTests(TestStore kind) : IAsyncLifetime
 
 public sealed class StoreContractTestsOnSqlite() : StoreContractTests(TestStore.Sqlite);
 
-public sealed class StoreContractTestsOnPostgres() : StoreContractTests(TestStore.Postgres);
+public sealed class StoreContractTestsOnPostgres() : StoreContractTests(TestStore.Postgres)
+{
+    public static string? SkipReason => TestPostgres.SkipReason;
+}

@@ -9,7 +9,7 @@ public abstract class TargetTests(TestStore store)
 {
     private const ulong Root = 1;
 
-    [StoreFact]
+    [SuiteFact]
     public async Task A_thousand_single_stripe_files_spread_within_five_percent_over_four_targets()
     {
         await using var mds = await MdsFixture.StartAsync(store);
@@ -28,7 +28,7 @@ public abstract class TargetTests(TestStore store)
         Assert.All(perTarget.Values, n => Assert.InRange(n, 200, 300));
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task The_stripes_of_one_file_never_share_a_target_and_object_ids_are_unique_per_target()
     {
         await using var mds = await MdsFixture.StartAsync(store);
@@ -45,7 +45,7 @@ public abstract class TargetTests(TestStore store)
         }
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task With_fewer_targets_than_the_stripe_count_a_file_uses_them_all()
     {
         await using var mds = await MdsFixture.StartAsync(store);
@@ -55,7 +55,7 @@ public abstract class TargetTests(TestStore store)
         Assert.Equal(2u, reply.Layout.StripeCount);
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task A_file_in_a_pool_with_no_target_up_fails_with_ENOSPC_naming_the_pool()
     {
         await using var mds = await MdsFixture.StartAsync(store);
@@ -66,7 +66,7 @@ public abstract class TargetTests(TestStore store)
         Assert.Contains("pool 'default'", e.Message, StringComparison.Ordinal);
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task A_target_registers_heartbeats_is_marked_down_when_silent_and_up_when_back()
     {
         await using var mds = await MdsFixture.StartAsync(store, heartbeat: TimeSpan.FromMilliseconds(200));
@@ -94,7 +94,7 @@ public abstract class TargetTests(TestStore store)
         Assert.Equal(TargetState.Up, (await Info()).State);
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task A_target_id_the_mds_never_assigned_is_refused()
     {
         await using var mds = await MdsFixture.StartAsync(store);
@@ -104,7 +104,7 @@ public abstract class TargetTests(TestStore store)
         Assert.Contains("target 42", e.Message, StringComparison.Ordinal);
     }
 
-    [StoreFact]
+    [SuiteFact]
     public async Task Statfs_sums_the_space_of_the_targets_that_are_up()
     {
         await using var mds = await MdsFixture.StartAsync(store);
@@ -119,4 +119,7 @@ public abstract class TargetTests(TestStore store)
 
 public sealed class TargetTestsOnSqlite() : TargetTests(TestStore.Sqlite);
 
-public sealed class TargetTestsOnPostgres() : TargetTests(TestStore.Postgres);
+public sealed class TargetTestsOnPostgres() : TargetTests(TestStore.Postgres)
+{
+    public static string? SkipReason => TestPostgres.SkipReason;
+}

@@ -14,6 +14,11 @@ namespace ParaFS.Testing;
 [AttributeUsage(AttributeTargets.Method)]
 public sealed class SuiteFactAttribute : FactAttribute;
 
+/// <inheritdoc cref="SuiteFactAttribute"/>
+[XunitTestCaseDiscoverer("ParaFS.Testing.SuiteTestDiscoverer", "ParaFS.Testing")]
+[AttributeUsage(AttributeTargets.Method)]
+public sealed class SuiteTheoryAttribute : TheoryAttribute;
+
 public sealed class SuiteTestDiscoverer(IMessageSink diagnosticMessageSink) : IXunitTestCaseDiscoverer
 {
     public IEnumerable<IXunitTestCase> Discover(ITestFrameworkDiscoveryOptions discoveryOptions, ITestMethod testMethod, IAttributeInfo factAttribute)
@@ -24,6 +29,9 @@ public sealed class SuiteTestDiscoverer(IMessageSink diagnosticMessageSink) : IX
             return [new XunitSkippedDataRowTestCase(diagnosticMessageSink, discoveryOptions.MethodDisplayOrDefault(), discoveryOptions.MethodDisplayOptionsOrDefault(), testMethod, reason)];
         }
 
-        return new FactDiscoverer(diagnosticMessageSink).Discover(discoveryOptions, testMethod, factAttribute);
+        IXunitTestCaseDiscoverer inner = testMethod.Method.GetCustomAttributes(typeof(TheoryAttribute)).Any()
+            ? new TheoryDiscoverer(diagnosticMessageSink)
+            : new FactDiscoverer(diagnosticMessageSink);
+        return inner.Discover(discoveryOptions, testMethod, factAttribute);
     }
 }
