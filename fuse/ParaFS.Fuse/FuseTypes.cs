@@ -1,7 +1,20 @@
 namespace ParaFS.Fuse;
 
 /// <summary>Who is asking (fuse_in_header) and a token cancelled by FUSE_INTERRUPT or session end.</summary>
-public readonly record struct FuseContext(ulong Unique, uint Uid, uint Gid, uint Pid, CancellationToken Cancellation);
+public readonly record struct FuseContext(ulong Unique, uint Uid, uint Gid, uint Pid, CancellationToken Cancellation)
+{
+    /// <summary>The request this context belongs to; null for a context made outside a session.</summary>
+    internal Session.Request? Request { get; init; }
+
+    /// <summary>
+    /// Keeps the request's buffer, which the handler's Memory arguments (WRITE data, xattr
+    /// values) point into, valid after the handler has returned and its reply is sent, until the
+    /// returned lease is disposed: a file system that sends written bytes on in the background
+    /// keeps them there instead of copying them. Null where there is no request buffer (a context
+    /// made outside a session); the caller then copies what it keeps.
+    /// </summary>
+    public IDisposable? RetainRequest() => Request?.Retain();
+}
 
 /// <summary>fuse_attr in managed form. Mode includes the file type bits (S_IFREG etc.). Times in ns since epoch.</summary>
 public readonly record struct FuseAttr(ulong Ino, ulong Size, ulong Blocks, long AtimeNs, long MtimeNs, long CtimeNs, uint Mode, uint Nlink, uint Uid, uint Gid, uint Rdev, uint BlockSize);

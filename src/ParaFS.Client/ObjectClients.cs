@@ -99,7 +99,7 @@ internal sealed class ObjectClients(ClientOptions options, Func<CancellationToke
             ?? throw new ParaFsException(Errno.EIO, $"target {targetId} is not known to the MDS");
         return _clients.GetOrAdd(targetId, _ => new RpcClient(
             RpcEndpoint.Parse(target.Address),
-            new RpcClientOptions { ConnectionsPerServer = 2, Role = PeerRole.Client, FileSystemId = fileSystemId, PeerName = options.ClientName, ConnectTimeout = TimeSpan.FromSeconds(3) },
+            new RpcClientOptions { ConnectionsPerServer = 1, BulkConnectionsPerServer = 2, Role = PeerRole.Client, FileSystemId = fileSystemId, PeerName = options.ClientName, ConnectTimeout = TimeSpan.FromSeconds(3) },
             loggerFactory));
     }
 }

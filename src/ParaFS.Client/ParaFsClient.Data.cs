@@ -142,7 +142,34 @@ public sealed partial class ParaFsClient
     /// split by stripes, all pieces sent in parallel, bounded by the file's and the client's windows.
     /// The size extension is reported to the MDS on fsync, flush, close, or within a second.
     /// </summary>
-    public async Task<int> WriteAsync(FileHandle handle, long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
+    public Task<int> WriteAsync(FileHandle handle, long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default) =>
+        WriteAsync(handle, offset, data, dataOwner: null, cancellationToken);
+
+    /// <summary>
+    /// <inheritdoc cref="WriteAsync(FileHandle, long, ReadOnlyMemory{byte}, CancellationToken)" path="/summary"/>
+    /// With <paramref name="dataOwner"/>, a write-behind keeps <paramref name="data"/> itself
+    /// instead of a copy (the FUSE request buffer), and the client disposes the owner once it no
+    /// longer needs the bytes: after the send, or at once when the call fails or waits for its OSTs.
+    /// </summary>
+    /// <param name="handle">An open handle with write access.</param>
+    /// <param name="offset">Where the bytes go (ignored for O_APPEND: the end of file).</param>
+    /// <param name="data">The bytes; valid until <paramref name="dataOwner"/> is disposed.</param>
+    /// <param name="dataOwner">Keeps <paramref name="data"/> valid until disposed; null: the client copies what it keeps.</param>
+    /// <param name="cancellationToken">Cancels waiting (for room in the write-behind window, or for the OSTs).</param>
+    public async Task<int> WriteAsync(FileHandle handle, long offset, ReadOnlyMemory<byte> data, IDisposable? dataOwner, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await WriteCoreAsync(handle, offset, data, dataOwner, () => dataOwner = null, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            dataOwner?.Dispose();
+        }
+    }
+
+    // handedOff is called when the write-behind has taken dataOwner over (its caller then no longer disposes it).
+    private async Task<int> WriteCoreAsync(FileHandle handle, long offset, ReadOnlyMemory<byte> data, IDisposable? dataOwner, Action handedOff, CancellationToken cancellationToken)
     {
         if (!handle.IsWritable)
         {
@@ -196,12 +223,28 @@ public sealed partial class ParaFsClient
         // write is registered behind any overlapping one in flight, and the call returns.
         var units = (data.Length + WriteBudgetUnit - 1) / WriteBudgetUnit;
         await AcquireWriteBudgetAsync(handle, units, cancellationToken).ConfigureAwait(false);
-        var copy = RpcBuffer.Rent(data.Length);
-        data.CopyTo(copy.Memory);
+        IDisposable keep;
+        if (dataOwner is not null)
+        {
+            keep = dataOwner;
+            handedOff();
+        }
+        else
+        {
+            var copy = RpcBuffer.Rent(data.Length);
+            data.CopyTo(copy.Memory);
+            keep = copy;
+            data = copy.Memory[..data.Length];
+        }
+
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var before = writes.Begin(offset, offset + data.Length, done.Task);
         handle.Wrote(offset + data.Length, NowNs());
-        _ = SendBehindAsync(handle, writes, offset, copy, before, done, units);
+
+        // The sends start on the thread pool: the caller's reply (and its next write) need not
+        // wait for the socket writes.
+        ThreadPool.UnsafeQueueUserWorkItem(static s => _ = s.Client.SendBehindAsync(s.Handle, s.Writes, s.Offset, s.Data, s.Keep, s.Before, s.Done, s.Units),
+            (Client: this, Handle: handle, Writes: writes, Offset: offset, Data: data, Keep: keep, Before: before, Done: done, Units: units), preferLocal: false);
         return data.Length;
     }
 
@@ -230,13 +273,14 @@ public sealed partial class ParaFsClient
         }
     }
 
-    private async Task SendBehindAsync(FileHandle handle, WriteBehind writes, long offset, RpcBuffer copy, Task[] before, TaskCompletionSource done, int units)
+    // keep owns data (a copy, or the FUSE request buffer) and is disposed once the bytes are sent.
+    private async Task SendBehindAsync(FileHandle handle, WriteBehind writes, long offset, ReadOnlyMemory<byte> data, IDisposable keep, Task[] before, TaskCompletionSource done, int units)
     {
         ParaFsException? failure = null;
         try
         {
             await Task.WhenAll(before).ConfigureAwait(false);
-            await SendStripesAsync(handle, offset, copy.Memory, CancellationToken.None).ConfigureAwait(false);
+            await SendStripesAsync(handle, offset, data, CancellationToken.None).ConfigureAwait(false);
         }
         catch (ParaFsException e)
         {
@@ -248,7 +292,7 @@ public sealed partial class ParaFsClient
         }
         finally
         {
-            copy.Dispose();
+            keep.Dispose();
             handle.WriteBudget!.Release(units);
             _writeBudget.Release(units);
             writes.End(done.Task, failure);

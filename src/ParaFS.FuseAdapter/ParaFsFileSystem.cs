@@ -211,11 +211,17 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
         }
     }
 
+    /// <summary>Writes at least this large keep their request buffer instead of a copy (the buffer is max_write, 1 MiB).</summary>
+    private const int RetainedWriteBytes = 512 * 1024;
+
     public async ValueTask<int> WriteAsync(FuseContext context, ulong nodeId, ulong fileHandle, long offset, ReadOnlyMemory<byte> data, uint writeFlags)
     {
         try
         {
-            return await client.WriteAsync(Handle(fileHandle), offset, data, context.Cancellation).ConfigureAwait(false);
+            // A large write's bytes stay in the kernel request's buffer until they are sent, not
+            // copied; a small one is copied, so a few bytes never pin a whole request buffer.
+            var owner = data.Length >= RetainedWriteBytes ? context.RetainRequest() : null;
+            return await client.WriteAsync(Handle(fileHandle), offset, data, owner, context.Cancellation).ConfigureAwait(false);
         }
         catch (ParaFsException e)
         {

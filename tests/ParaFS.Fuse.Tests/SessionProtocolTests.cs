@@ -179,6 +179,42 @@ public sealed class SessionProtocolTests
     }
 
     [Fact]
+    public async Task Write_data_a_file_system_retains_stays_intact_while_later_requests_are_served()
+    {
+        var fs = new RetainingFileSystem();
+        var id = fs.AddFile(1, "f", []);
+        await using var kernel = FakeKernel.Start(fs, new FuseMountOptions { MountPoint = "/unused", ReaderThreads = 1 });
+        var first = Enumerable.Range(0, 300_000).Select(i => (byte)(i * 7)).ToArray();
+        var second = Enumerable.Range(0, 300_000).Select(i => (byte)(i * 13 + 1)).ToArray();
+
+        Assert.Equal((uint)first.Length, kernel.Call(FuseOpcode.Write, id, Bytes(new FuseWriteIn { Fh = 1, Size = (uint)first.Length }), first).Read<FuseWriteOut>().Size);
+
+        // Many more requests, each of which would reuse a free buffer: none may be the retained one.
+        for (var i = 0; i < 40; i++)
+        {
+            kernel.Call(FuseOpcode.Write, id, Bytes(new FuseWriteIn { Fh = 1, Offset = 1, Size = (uint)second.Length }), second);
+            kernel.Call(FuseOpcode.GetAttr, id, Bytes(new FuseGetAttrIn()));
+        }
+
+        var (kept, lease) = fs.Retained[0];
+        Assert.Equal(first, kept.ToArray());
+        Assert.All(fs.Retained.Skip(1), r => Assert.Equal(second, r.Data.ToArray()));
+
+        // Released: the buffer goes back to the pool, and requests are served as before.
+        foreach (var (_, held) in fs.Retained)
+        {
+            held.Dispose();
+        }
+
+        lease.Dispose(); // a second dispose is harmless
+        Assert.Equal(0, kernel.Call(FuseOpcode.GetAttr, id, Bytes(new FuseGetAttrIn())).Error);
+    }
+
+    [Fact]
+    public void A_context_made_outside_a_session_has_no_request_to_retain() =>
+        Assert.Null(new FuseContext(1, 0, 0, 0, CancellationToken.None).RetainRequest());
+
+    [Fact]
     public async Task Readdir_packs_dirents_padded_to_8_bytes_and_stops_before_the_size()
     {
         var fs = new MemoryFileSystem();
@@ -477,6 +513,18 @@ public sealed class SessionProtocolTests
         {
             LastHandle = fileHandle;
             return base.GetAttrAsync(context, nodeId, fileHandle);
+        }
+    }
+
+    /// <summary>Keeps every WRITE's data in its request buffer (retained), as the ParaFS client's write-behind does.</summary>
+    private sealed class RetainingFileSystem : MemoryFileSystem
+    {
+        public List<(ReadOnlyMemory<byte> Data, IDisposable Lease)> Retained { get; } = [];
+
+        public override ValueTask<int> WriteAsync(FuseContext context, ulong nodeId, ulong fileHandle, long offset, ReadOnlyMemory<byte> data, uint writeFlags)
+        {
+            Retained.Add((data, context.RetainRequest()!));
+            return ValueTask.FromResult(data.Length);
         }
     }
 

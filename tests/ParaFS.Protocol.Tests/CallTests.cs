@@ -44,6 +44,39 @@ public sealed class CallTests
     }
 
     [Fact]
+    public async Task Bulk_calls_get_connections_of_their_own_and_small_calls_stay_off_them()
+    {
+        await using var server = await TestServer.StartAsync();
+        await using var client = new RpcClient(server.Endpoint, new RpcClientOptions { ConnectionsPerServer = 1, BulkConnectionsPerServer = 2 });
+        for (var i = 0; i < 20; i++)
+        {
+            using var small = await client.CallAsync(TestServer.Echo, null, new byte[4096]);
+        }
+
+        Assert.Equal(1, client.OpenConnections);
+        var general = await client.GetConnectionAsync(bulk: false);
+
+        var big = new byte[128 * 1024];
+        Random.Shared.NextBytes(big);
+        await Task.WhenAll(Enumerable.Range(0, 20).Select(async _ =>
+        {
+            using var reply = await client.CallAsync(TestServer.Echo, null, big);
+            Assert.True(reply.Payload.Span.SequenceEqual(big));
+        }));
+        using (var room = await client.CallAsync(TestServer.Echo, null, default, new byte[64 * 1024]))
+        {
+            // A call that gives 64 KiB of room for its reply counts as bulk too.
+        }
+
+        Assert.Equal(3, client.OpenConnections);
+        Assert.Same(general, await client.GetConnectionAsync(bulk: false));
+        for (var i = 0; i < 4; i++)
+        {
+            Assert.NotSame(general, await client.GetConnectionAsync(bulk: true));
+        }
+    }
+
+    [Fact]
     public async Task A_slow_call_does_not_hold_up_the_others_on_its_connection()
     {
         await using var server = await TestServer.StartAsync();

@@ -182,6 +182,7 @@ public sealed partial class FuseSession
         var cancellation = new CancellationTokenSource();
         request.Cancellation = cancellation;
         _inFlight[request.Header.Unique] = cancellation;
+        request.Begin();
         _ = ExecuteAsync(request);
     }
 
@@ -210,7 +211,9 @@ public sealed partial class FuseSession
             _inFlight.TryRemove(request.Header.Unique, out _);
             cancellation.Dispose();
             request.Cancellation = null;
-            ReturnRequest(request);
+
+            // Back to the pool now, or when the handler's last retained lease goes.
+            request.Release();
             CompletePending();
         }
     }
@@ -342,7 +345,7 @@ public sealed partial class FuseSession
             return request;
         }
 
-        return new Request(_bufferSize);
+        return new Request(_bufferSize, ReturnRequest);
     }
 
     /// <summary>Keeps a few spare buffers (two per reader, plus some) and frees the rest.</summary>

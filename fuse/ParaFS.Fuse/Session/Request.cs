@@ -20,11 +20,16 @@ internal sealed unsafe class Request : MemoryManager<byte>
 
     private readonly byte* _memory;
     private readonly int _capacity;
+    private readonly Action<Request>? _release;
     private int _disposed;
+    private int _references;
 
-    public Request(int capacity)
+    /// <param name="capacity">Bytes of the buffer.</param>
+    /// <param name="release">Called when the last reference is released (<see cref="Release"/>): the buffer is free for reuse.</param>
+    public Request(int capacity, Action<Request>? release = null)
     {
         _capacity = capacity;
+        _release = release;
         _memory = (byte*)NativeMemory.AlignedAlloc((nuint)capacity, 4096);
         Directory = new DirectoryWriter(this);
     }
@@ -45,7 +50,26 @@ internal sealed unsafe class Request : MemoryManager<byte>
 
     public Span<byte> Buffer => new(_memory, _capacity);
 
-    public FuseContext Context => new(Header.Unique, Header.Uid, Header.Gid, Header.Pid, Cancellation?.Token ?? CancellationToken.None);
+    public FuseContext Context => new(Header.Unique, Header.Uid, Header.Gid, Header.Pid, Cancellation?.Token ?? CancellationToken.None) { Request = this };
+
+    /// <summary>Starts the request's life with one reference, its handler's.</summary>
+    public void Begin() => Volatile.Write(ref _references, 1);
+
+    /// <summary>Drops one reference; the last gives the buffer back (to its session's pool).</summary>
+    public void Release()
+    {
+        if (Interlocked.Decrement(ref _references) == 0)
+        {
+            _release?.Invoke(this);
+        }
+    }
+
+    /// <summary>A further reference, held until the lease is disposed (see <see cref="FuseContext.RetainRequest"/>).</summary>
+    public IDisposable Retain()
+    {
+        Interlocked.Increment(ref _references);
+        return new Lease(this);
+    }
 
     public FuseOpcode Opcode => (FuseOpcode)Header.Opcode;
 
@@ -113,6 +137,13 @@ internal sealed unsafe class Request : MemoryManager<byte>
 
     public override void Unpin()
     {
+    }
+
+    private sealed class Lease(Request request) : IDisposable
+    {
+        private Request? _request = request;
+
+        public void Dispose() => Interlocked.Exchange(ref _request, null)?.Release();
     }
 
     protected override void Dispose(bool disposing)

@@ -127,6 +127,16 @@ public static partial class Libc
     [LibraryImport(Library, EntryPoint = "fsync", SetLastError = true)]
     public static partial int Fsync(SafeFileHandle fd);
 
+    /// <summary>sync_file_range(2) flag: start writeback of the range's dirty pages, without waiting for it.</summary>
+    public const uint SyncFileRangeWrite = 2;
+
+    /// <summary>
+    /// sync_file_range(2): with <see cref="SyncFileRangeWrite"/> it starts writing the range to the
+    /// device early. It makes nothing durable (no metadata, no device flush); fdatasync still does.
+    /// </summary>
+    [LibraryImport(Library, EntryPoint = "sync_file_range", SetLastError = true)]
+    public static partial int SyncFileRange(SafeFileHandle fd, long offset, long length, uint flags);
+
     /// <summary>syncfs(2): everything written to the file system holding <paramref name="fd"/> is durable.</summary>
     [LibraryImport(Library, EntryPoint = "syncfs", SetLastError = true)]
     public static partial int Syncfs(SafeFileHandle fd);

@@ -8,23 +8,26 @@ namespace ParaFS.Protocol.Rpc;
 /// A pool of connections to one server. Calls spread over the connections; a connection that
 /// broke has failed its own pending calls and is replaced on the next call that picks it.
 /// Given several addresses (an active MDS and its standbys), a new connection goes to the one
-/// that answered last, or else to the next that answers.
+/// that answered last, or else to the next that answers. With bulk connections configured, large
+/// calls have connections of their own (<see cref="RpcClientOptions.BulkConnectionsPerServer"/>).
 /// </summary>
 public sealed class RpcClient : IAsyncDisposable
 {
     private readonly Slot[] _slots;
     private readonly ILogger _logger;
     private int _next;
+    private int _nextBulk;
     private int _answering;
     private bool _disposed;
 
     public RpcClient(RpcEndpoint endpoint, RpcClientOptions options, ILoggerFactory? loggerFactory = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(options.ConnectionsPerServer, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(options.BulkConnectionsPerServer);
         Endpoint = endpoint;
         Options = options;
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("ParaFS.Rpc");
-        _slots = new Slot[options.ConnectionsPerServer];
+        _slots = new Slot[options.ConnectionsPerServer + options.BulkConnectionsPerServer];
         for (var i = 0; i < _slots.Length; i++)
         {
             _slots[i] = new Slot();
@@ -42,10 +45,17 @@ public sealed class RpcClient : IAsyncDisposable
     public int OpenConnections => _slots.Count(s => s.Connection is { IsClosed: false });
 
     /// <summary>Returns an open connection, connecting when its slot has none.</summary>
-    public ValueTask<RpcClientConnection> GetConnectionAsync(CancellationToken cancellationToken = default)
+    public ValueTask<RpcClientConnection> GetConnectionAsync(CancellationToken cancellationToken = default) => GetConnectionAsync(bulk: false, cancellationToken);
+
+    /// <summary>Returns an open connection of the bulk pool (when there is one) or of the general pool.</summary>
+    public ValueTask<RpcClientConnection> GetConnectionAsync(bool bulk, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var slot = _slots[(int)((uint)Interlocked.Increment(ref _next) % (uint)_slots.Length)];
+        var general = Options.ConnectionsPerServer;
+        var bulkCount = Options.BulkConnectionsPerServer;
+        var slot = bulk && bulkCount > 0
+            ? _slots[general + (int)((uint)Interlocked.Increment(ref _nextBulk) % (uint)bulkCount)]
+            : _slots[(int)((uint)Interlocked.Increment(ref _next) % (uint)general)];
         var current = slot.Connection;
         return current is { IsClosed: false } ? ValueTask.FromResult(current) : ConnectSlotAsync(slot, cancellationToken);
     }
@@ -59,7 +69,8 @@ public sealed class RpcClient : IAsyncDisposable
         TimeSpan? timeout = null,
         CancellationToken cancellationToken = default)
     {
-        var connection = await GetConnectionAsync(cancellationToken).ConfigureAwait(false);
+        var bulk = Math.Max(payload.Length, replyDestination.Length) >= Options.BulkThresholdBytes;
+        var connection = await GetConnectionAsync(bulk, cancellationToken).ConfigureAwait(false);
         return await connection.CallAsync(method, request, payload, replyDestination, timeout, cancellationToken).ConfigureAwait(false);
     }
 

@@ -7,6 +7,16 @@ public sealed record RpcClientOptions
     /// <summary>Connections kept to one server; calls spread over them.</summary>
     public int ConnectionsPerServer { get; init; } = 4;
 
+    /// <summary>
+    /// Further connections for bulk calls only: a call whose payload or reply destination is at
+    /// least <see cref="BulkThresholdBytes"/> goes to one of these, so a small call (a 4 KiB read,
+    /// a sync) never queues behind megabytes of writes on the same socket. 0: one pool for all.
+    /// </summary>
+    public int BulkConnectionsPerServer { get; init; }
+
+    /// <summary>The size from which a call counts as bulk (payload sent or reply room given).</summary>
+    public int BulkThresholdBytes { get; init; } = 64 * 1024;
+
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>How long a call waits for its reply unless the call says otherwise.</summary>
