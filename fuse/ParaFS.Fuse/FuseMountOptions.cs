@@ -44,6 +44,13 @@ public sealed class FuseMountOptions
     /// <summary>Largest WRITE payload in bytes (a multiple of 4096, at most 1 MiB with the default max_pages_limit of 256).</summary>
     public int MaxWrite { get; init; } = 1024 * 1024;
 
+    /// <summary>
+    /// The mount's read-ahead in KiB, set through /sys/class/bdi/MAJ:MIN/read_ahead_kb once INIT is
+    /// answered (the kernel caps the read-ahead at INIT, so an earlier setting is lost). FUSE starts
+    /// a mount at 128 KiB. 0 leaves the kernel's value. Needs root; otherwise logged and left.
+    /// </summary>
+    public int ReadAheadKb { get; init; }
+
     /// <summary>max_background: how many background requests (readahead, async direct I/O) the kernel keeps in flight.</summary>
     public int MaxBackground { get; init; } = 64;
 

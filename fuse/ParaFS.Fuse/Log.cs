@@ -31,4 +31,7 @@ internal static partial class Log
 
     [LoggerMessage(708, LogLevel.Warning, "unmounting {MountPoint} failed: {Reason}")]
     public static partial void UnmountFailed(ILogger logger, string mountPoint, string reason);
+
+    [LoggerMessage(709, LogLevel.Warning, "could not set the read-ahead of {MountPoint} to {Kb} KiB ({Reason}); sequential reads will be slower")]
+    public static partial void ReadAheadNotSet(ILogger logger, string mountPoint, int kb, string reason);
 }

@@ -28,7 +28,7 @@ public sealed record MountSettings
     /// file read in order wants several stripes on their way at once (set through
     /// /sys/class/bdi, as root; 0 leaves the kernel's value).
     /// </summary>
-    public int ReadAheadKb { get; init; } = 16 * 1024;
+    public int ReadAheadKb { get; init; } = 4 * 1024;
 
     /// <summary>The kernel reads ahead for the mount (<see cref="ReadAheadKb"/>); the client core's own read-ahead would fetch the same bytes again.</summary>
     public ClientOptions Client { get; init; } = new() { ReadAheadRows = 0 };
@@ -79,6 +79,7 @@ public sealed class ParaFsMount : IAsyncDisposable
                 Subtype = "parafs",
                 AllowOther = settings.AllowOther,
                 ReaderThreads = settings.ReaderThreads,
+                ReadAheadKb = settings.ReadAheadKb,
                 Logger = loggerFactory.CreateLogger("ParaFS.Fuse"),
             });
         }
@@ -95,34 +96,9 @@ public sealed class ParaFsMount : IAsyncDisposable
         };
         client.AttrInvalidated += ino => fileSystem.InvalidateInode?.Invoke(ino);
         client.EntryInvalidated += (parent, name) => fileSystem.InvalidateEntry?.Invoke(parent, name);
-        SetReadAhead(full, settings.ReadAheadKb, loggerFactory.CreateLogger("ParaFS.Mount"));
         var mount = new ParaFsMount(full, mds, client, session);
         mount.Completion = session.RunAsync(fileSystem, mount._stop.Token);
         return mount;
-    }
-
-    /// <summary>Raises the mount's read-ahead through its backing device info (MAJ:MIN from mountinfo); best effort.</summary>
-    private static void SetReadAhead(string mountPoint, int kb, ILogger logger)
-    {
-        if (kb <= 0)
-        {
-            return;
-        }
-
-        try
-        {
-            var device = File.ReadLines("/proc/self/mountinfo")
-                .Select(l => l.Split(' '))
-                .LastOrDefault(f => f.Length > 4 && f[4] == mountPoint)?[2];
-            if (device is not null)
-            {
-                File.WriteAllText($"/sys/class/bdi/{device}/read_ahead_kb", kb.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            Log.ReadAheadNotSet(logger, mountPoint, kb, e.Message);
-        }
     }
 
     /// <summary>Unmounts (lazily if the mount point is busy) and waits for the session to end.</summary>

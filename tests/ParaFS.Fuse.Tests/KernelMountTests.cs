@@ -52,6 +52,32 @@ public sealed class KernelMountTests
     }
 
     [FuseFact]
+    public async Task The_read_ahead_asked_for_is_in_force_after_INIT()
+    {
+        static int ReadAheadKb(string mountPoint) =>
+            int.Parse(File.ReadAllText($"/sys/class/bdi/{KernelMount.FindDevice(mountPoint)}/read_ahead_kb").Trim(), System.Globalization.CultureInfo.InvariantCulture);
+
+        await using (var plain = Mounted.Start(new MemoryFileSystem()))
+        {
+            Assert.Empty(Directory.GetFileSystemEntries(plain.Path)); // INIT has been answered
+            Assert.True(ReadAheadKb(plain.Path) <= 128, $"a FUSE mount starts at 128 KiB or less, this one has {ReadAheadKb(plain.Path)}");
+        }
+
+        // Set before INIT, the kernel would cap it again to what INIT negotiated.
+        await using var raised = Mounted.Start(new MemoryFileSystem(), readAheadKb: 2048);
+        Assert.Empty(Directory.GetFileSystemEntries(raised.Path));
+
+        // The reader that answered INIT sets it just after the answer, so allow it a moment.
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (ReadAheadKb(raised.Path) != 2048 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(20);
+        }
+
+        Assert.Equal(2048, ReadAheadKb(raised.Path));
+    }
+
+    [FuseFact]
     public async Task Eight_MiB_round_trips_and_travels_in_requests_larger_than_128_KiB()
     {
         var fs = new MemoryFileSystem();
@@ -317,7 +343,7 @@ public sealed class KernelMountTests
 
         public CancellationTokenSource Stop { get; }
 
-        public static Mounted Start(IFuseFileSystem fileSystem, bool useFusermount = false)
+        public static Mounted Start(IFuseFileSystem fileSystem, bool useFusermount = false, int readAheadKb = 0)
         {
             var path = Directory.CreateTempSubdirectory("parafs-fuse-").FullName;
             var session = FuseSession.Mount(new FuseMountOptions
@@ -326,6 +352,7 @@ public sealed class KernelMountTests
                 FsName = "parafs-test",
                 Subtype = "parafstest",
                 UseFusermount = useFusermount,
+                ReadAheadKb = readAheadKb,
             });
             var stop = new CancellationTokenSource();
             return new Mounted(path, session, session.RunAsync(fileSystem, stop.Token), stop);

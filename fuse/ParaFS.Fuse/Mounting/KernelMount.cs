@@ -74,6 +74,12 @@ internal static unsafe class KernelMount
         return null;
     }
 
+    /// <summary>The MAJ:MIN device of the file system mounted at <paramref name="mountPoint"/> (the topmost), or null.</summary>
+    public static string? FindDevice(string mountPoint) =>
+        File.ReadLines("/proc/self/mountinfo")
+            .Select(l => l.Split(' '))
+            .LastOrDefault(f => f.Length > 4 && Unescape(f[4]) == mountPoint)?[2];
+
     private static void CheckMountPoint(string mountPoint)
     {
         var statx = stackalloc byte[256];

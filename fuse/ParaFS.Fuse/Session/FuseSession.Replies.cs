@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using ParaFS.Fuse.Interop;
+using ParaFS.Fuse.Mounting;
 using ParaFS.Fuse.Protocol;
 using ParaFS.Fuse.Session;
 using ParaFS.Fuse.Transport;
@@ -73,6 +74,26 @@ public sealed partial class FuseSession
         Reply(r, reply);
         _initialized = true;
         _initDone.Set();
+        SetReadAhead();
+    }
+
+    /// <summary>Raises the mount's read-ahead (<see cref="FuseMountOptions.ReadAheadKb"/>); after INIT, which caps it.</summary>
+    private void SetReadAhead()
+    {
+        if (_options.ReadAheadKb <= 0 || MountPoint is null)
+        {
+            return;
+        }
+
+        try
+        {
+            var device = KernelMount.FindDevice(MountPoint) ?? throw new IOException("not in /proc/self/mountinfo");
+            File.WriteAllText($"/sys/class/bdi/{device}/read_ahead_kb", _options.ReadAheadKb.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Log.ReadAheadNotSet(_logger, MountPoint, _options.ReadAheadKb, e.Message);
+        }
     }
 
     private void Reply(Request r, ReadOnlySpan<byte> payload) => Send(r.Channel, r.Header.Unique, 0, payload, r.Opcode);
