@@ -346,11 +346,13 @@ public sealed class RpcClientConnection : RpcChannel
     /// </summary>
     private sealed class PendingCall
     {
+        private const int InlineReplyBytes = 16 * 1024;
+
         private const int Waiting = 0;
         private const int ReceivingState = 1;
         private const int Done = 2;
 
-        private readonly TaskCompletionSource<RpcReply> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource<RpcReply> _completion = new();
         private Exception? _deferredFailure;
         private int _state;
 
@@ -385,7 +387,7 @@ public sealed class RpcClientConnection : RpcChannel
         {
             if (Interlocked.CompareExchange(ref _state, Done, Waiting) == Waiting)
             {
-                _completion.TrySetException(failure);
+                ThreadPool.UnsafeQueueUserWorkItem(static s => s.Completion.TrySetException(s.Failure), (Completion: _completion, Failure: failure), preferLocal: false);
                 return true;
             }
 
@@ -399,12 +401,22 @@ public sealed class RpcClientConnection : RpcChannel
             var deferred = Volatile.Read(ref _deferredFailure);
             if (reply is not null && deferred is null)
             {
-                _completion.TrySetResult(reply);
+                if (reply.Payload.Length <= InlineReplyBytes)
+                {
+                    // A small reply resumes its caller right here on the receive loop: one thread
+                    // hop fewer on the latency path of small reads and metadata calls.
+                    _completion.TrySetResult(reply);
+                }
+                else
+                {
+                    ThreadPool.UnsafeQueueUserWorkItem(static s => s.Completion.TrySetResult(s.Reply), (Completion: _completion, Reply: reply), preferLocal: false);
+                }
+
                 return;
             }
 
             reply?.Dispose();
-            _completion.TrySetException(deferred ?? failure!);
+            ThreadPool.UnsafeQueueUserWorkItem(static s => s.Completion.TrySetException(s.Failure), (Completion: _completion, Failure: deferred ?? failure!), preferLocal: false);
         }
     }
 }
