@@ -55,4 +55,7 @@ internal static partial class Log
 
     [LoggerMessage(316, LogLevel.Error, "block store on {Device}: writing its metadata failed, will retry: {Reason}")]
     public static partial void BlockFlushFailed(ILogger logger, string device, string reason);
+
+    [LoggerMessage(317, LogLevel.Warning, "target {Target}: its data directory refuses O_DIRECT ({Reason}); large writes go through the page cache")]
+    public static partial void DirectIoUnsupported(ILogger logger, string target, string reason);
 }

@@ -20,6 +20,25 @@ public sealed class DirBackendTests : ObjectBackendContract
     }
 
     [Fact]
+    public async Task Large_aligned_writes_bypass_the_page_cache_and_small_ones_do_not()
+    {
+        using var payload = ParaFS.Protocol.Rpc.RpcBuffer.Rent(1024 * 1024);
+        payload.Span.Fill(0x5a);
+        var back = new byte[payload.Length];
+
+        using var onDisk = new TestDirectory();
+        using (var direct = DirBackend.Open(onDisk.Path, "target 3 (pool fast)"))
+        {
+            await direct.WriteAsync(1, 0, payload.Memory, default);
+            await direct.WriteAsync(1, 100, new byte[10], default); // small: buffered
+            Assert.Equal(1, direct.DirectWrites);
+            Assert.Equal(back.Length, (await direct.ReadAsync(1, 0, back, default)).BytesRead);
+            Assert.Equal(0, back[100]);
+            Assert.Equal(0x5a, back[back.Length - 1]);
+        }
+    }
+
+    [Fact]
     public async Task The_open_file_cache_stays_within_its_limit()
     {
         using var directory = new TestDirectory();

@@ -57,6 +57,42 @@ public abstract class ObjectBackendContract : IDisposable
     }
 
     [SuiteFact]
+    public async Task Large_page_aligned_writes_and_small_unaligned_ones_to_one_object_read_back_as_written()
+    {
+        // Payloads as an OST receives them (page aligned from 64 KiB on): the dir store writes
+        // these with O_DIRECT and the small ones through the page cache, on the same file.
+        var expected = new byte[4 * MiB];
+        async Task WriteAsync(long offset, int length)
+        {
+            using var payload = ParaFS.Protocol.Rpc.RpcBuffer.Rent(length);
+            RandomNumberGenerator.Fill(payload.Span);
+            payload.Span.CopyTo(expected.AsSpan((int)offset));
+            await _backend.WriteAsync(40, offset, payload.Memory, default);
+        }
+
+        async Task AssertReadsBackAsync()
+        {
+            var back = new byte[expected.Length];
+            Assert.Equal(expected.Length, (await _backend.ReadAsync(40, 0, back, default)).BytesRead);
+            Assert.True(expected.AsSpan().SequenceEqual(back), "the object differs from what was written");
+        }
+
+        for (var i = 0; i < 4; i++)
+        {
+            await WriteAsync(i * MiB, MiB);
+        }
+
+        await AssertReadsBackAsync(); // now in the page cache, where the store has one
+        await WriteAsync(MiB - 100, 5000); // small, unaligned, across a page and a 1 MiB boundary
+        await WriteAsync(2 * MiB, MiB); // large and aligned again, over cached pages
+        await WriteAsync((3 * MiB) + 4096, 256 * 1024);
+        await AssertReadsBackAsync();
+        await _backend.SyncAsync([40], default);
+        Reopen();
+        await AssertReadsBackAsync();
+    }
+
+    [SuiteFact]
     public async Task An_unknown_object_reads_as_empty_and_is_not_created_by_punch_delete_or_truncate_to_zero()
     {
         var buffer = new byte[100];

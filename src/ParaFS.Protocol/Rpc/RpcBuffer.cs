@@ -15,24 +15,46 @@ public sealed class RpcBuffer : IDisposable
     /// </summary>
     private static readonly ArrayPool<byte> Pool = ArrayPool<byte>.Create(maxArrayLength: 32 * 1024 * 1024, maxArraysPerBucket: 512);
 
-    private byte[]? _array;
+    /// <summary>From this length on a buffer starts on a page boundary (see <see cref="AlignedBuffers"/>).</summary>
+    public const int AlignedFrom = 64 * 1024;
 
-    private RpcBuffer(byte[] array, int length)
+    private byte[]? _array;
+    private readonly int _offset;
+
+    private RpcBuffer(byte[] array, int offset, int length)
     {
         _array = array;
+        _offset = offset;
         Length = length;
     }
 
-    public static RpcBuffer Empty { get; } = new([], 0);
+    public static RpcBuffer Empty { get; } = new([], 0, 0);
 
     public int Length { get; }
 
-    public Memory<byte> Memory => _array is { } a ? a.AsMemory(0, Length) : throw new ObjectDisposedException(nameof(RpcBuffer));
+    public Memory<byte> Memory => _array is { } a ? a.AsMemory(_offset, Length) : throw new ObjectDisposedException(nameof(RpcBuffer));
 
     public Span<byte> Span => Memory.Span;
 
-    public static RpcBuffer Rent(int length) =>
-        length == 0 ? Empty : new RpcBuffer(Pool.Rent(length), length);
+    /// <summary>
+    /// A buffer of <paramref name="length"/> bytes. From <see cref="AlignedFrom"/> bytes on it is
+    /// pinned and starts on a 4 KiB boundary, so an OST can hand a received payload to an
+    /// O_DIRECT write as it is.
+    /// </summary>
+    public static RpcBuffer Rent(int length)
+    {
+        if (length == 0)
+        {
+            return Empty;
+        }
+
+        if (length >= AlignedFrom && AlignedBuffers.Rent(length) is var (array, offset))
+        {
+            return new RpcBuffer(array, offset, length);
+        }
+
+        return new RpcBuffer(Pool.Rent(length), 0, length);
+    }
 
     public static RpcBuffer CopyOf(in ReadOnlySequence<byte> source)
     {
@@ -49,9 +71,16 @@ public sealed class RpcBuffer : IDisposable
         }
 
         var array = Interlocked.Exchange(ref _array, null);
-        if (array is not null)
+        if (array is null)
         {
-            Pool.Return(array);
+            return;
         }
+
+        if (Length >= AlignedFrom && AlignedBuffers.Return(array))
+        {
+            return;
+        }
+
+        Pool.Return(array);
     }
 }

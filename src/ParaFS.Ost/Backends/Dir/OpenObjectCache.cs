@@ -92,7 +92,7 @@ internal sealed class OpenObjectCache : IDisposable
                 return default;
             }
 
-            var handle = new ObjectHandle(file);
+            var handle = new ObjectHandle(file, _paths.File(objectId));
             handle.TryAddReference();
 
             // A handle whose count reached zero has already left the dictionary, and only this
@@ -174,13 +174,36 @@ internal sealed class OpenObjectCache : IDisposable
     private Lock Stripe(ulong objectId) => _stripes[(int)(objectId % StripeCount)];
 }
 
-/// <summary>An open object file with a reference count: the cache's reference plus one per operation using it.</summary>
-internal sealed class ObjectHandle(SafeFileHandle file)
+/// <summary>
+/// An open object file with a reference count: the cache's reference plus one per operation using
+/// it. Besides the ordinary descriptor it may hold a second one opened with O_DIRECT, for large
+/// aligned writes, opened on first use and closed with the first.
+/// </summary>
+internal sealed class ObjectHandle(SafeFileHandle file, string path)
 {
+    private readonly Lock _directLock = new();
     private int _references = 1;
     private long _lastUsed = Environment.TickCount64;
+    private SafeFileHandle? _direct;
 
     public SafeFileHandle File { get; } = file;
+
+    /// <summary>The object opened with O_DIRECT (opened now if it is not yet); throws <see cref="IOException"/> where the file system refuses O_DIRECT.</summary>
+    public SafeFileHandle Direct
+    {
+        get
+        {
+            if (Volatile.Read(ref _direct) is { } direct)
+            {
+                return direct;
+            }
+
+            lock (_directLock)
+            {
+                return _direct ??= Libc.OpenDirect(path);
+            }
+        }
+    }
 
     public long LastUsed => Volatile.Read(ref _lastUsed);
 
@@ -216,6 +239,7 @@ internal sealed class ObjectHandle(SafeFileHandle file)
         if (Interlocked.Decrement(ref _references) == 0)
         {
             File.Dispose();
+            _direct?.Dispose();
         }
     }
 }
@@ -229,6 +253,9 @@ internal readonly struct ObjectLease(ObjectHandle? handle, bool created) : IDisp
     public bool Created => created;
 
     public SafeFileHandle File => handle!.File;
+
+    /// <inheritdoc cref="ObjectHandle.Direct"/>
+    public SafeFileHandle Direct => handle!.Direct;
 
     public void Dispose() => handle?.Release();
 }
