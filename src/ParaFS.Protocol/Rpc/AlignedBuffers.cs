@@ -43,13 +43,13 @@ internal static class AlignedBuffers
     public static bool Return(byte[] array)
     {
         var size = array.Length - Page;
-        if (size <= 0 || (size & (size - 1)) != 0)
+        if (size <= 0)
         {
             return false;
         }
 
         var sizeClass = ClassOf(size);
-        if (sizeClass is < SmallestClass or > LargestClass)
+        if (sizeClass > LargestClass || size != 1 << sizeClass)
         {
             return false;
         }
