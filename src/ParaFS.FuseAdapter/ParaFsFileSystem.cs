@@ -28,7 +28,9 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
     /// What operations that change the namespace or a file's state pass instead of the kernel's
     /// interrupt: once such a call has gone to the MDS it may have taken effect, and answering
     /// EINTR would make the caller retry it (.NET and glibc restart open on EINTR) and see EEXIST
-    /// or ENOENT for its own change. Reads, lookups and syncs stay interruptible.
+    /// or ENOENT for its own change. WRITE too (a retried O_APPEND write would append twice, and
+    /// any signal, even one the caller's runtime sends itself, interrupts a FUSE request), and
+    /// FLUSH (close(2) must not fail with EINTR). Reads, lookups and fsync stay interruptible.
     /// </summary>
     private static CancellationToken NotInterruptible => CancellationToken.None;
 
@@ -221,7 +223,7 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
             // A large write's bytes stay in the kernel request's buffer until they are sent, not
             // copied; a small one is copied, so a few bytes never pin a whole request buffer.
             var owner = data.Length >= RetainedWriteBytes ? context.RetainRequest() : null;
-            return await client.WriteAsync(Handle(fileHandle), offset, data, owner, context.Cancellation).ConfigureAwait(false);
+            return await client.WriteAsync(Handle(fileHandle), offset, data, owner, NotInterruptible).ConfigureAwait(false);
         }
         catch (ParaFsException e)
         {
@@ -233,7 +235,7 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
     {
         try
         {
-            await client.FlushAsync(Handle(fileHandle), context.Cancellation).ConfigureAwait(false);
+            await client.FlushAsync(Handle(fileHandle), NotInterruptible).ConfigureAwait(false);
         }
         catch (ParaFsException e)
         {
