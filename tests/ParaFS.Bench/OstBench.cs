@@ -73,8 +73,8 @@ internal static class OstBench
             // The write baseline is the same bytes written with O_DIRECT (as both backends write
             // 1 MiB requests); the block backend's read baseline is O_DIRECT too, the dir one's cached.
             await using var direct = FileBlockDevice.Open(directPath);
-            var aligned = GC.AllocateArray<byte>(MiB + 4096, pinned: true);
-            var alignedData = AlignedSlice(aligned);
+            var (alignedArray, alignedStart) = AlignedBuffers.Rent(MiB)!.Value;
+            var alignedData = alignedArray.AsMemory(alignedStart, MiB);
             data.CopyTo(alignedData);
             Func<int, double> plainWrite1 = n => DirectWrite(direct, alignedData, n);
             Func<int, double> plainRead1 = block ? n => DirectRead(direct, buffers, n) : n => PlainRead(plainPath, buffers, n);
@@ -148,13 +148,6 @@ internal static class OstBench
     private static async Task<double> OstWriteAsync(RpcClient client, ulong objectId, byte[] data, int count) =>
         await MeasureAsync(count, async i =>
             (await client.CallAsync(Methods.OstWrite, new WriteRequest { ObjectId = objectId, Offset = (ulong)i * MiB }, data)).Dispose());
-
-    private static unsafe Memory<byte> AlignedSlice(byte[] pinned)
-    {
-        var address = (nint)System.Runtime.CompilerServices.Unsafe.AsPointer(ref pinned[0]);
-        var offset = (int)((4096 - (address & 4095)) & 4095);
-        return pinned.AsMemory(offset, MiB);
-    }
 
     private static async Task<double> OstReadAsync(RpcClient client, ulong objectId, ThreadLocal<byte[]> buffers, int count) =>
         await MeasureAsync(count, async i =>

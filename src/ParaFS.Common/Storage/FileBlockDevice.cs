@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using ParaFS.Common.Interop;
@@ -7,15 +6,15 @@ namespace ParaFS.Common.Storage;
 
 /// <summary>
 /// A file or a block device as a raw block address space, opened with O_DIRECT so the block store
-/// owns caching and ordering (a Flush is an fdatasync). O_DIRECT wants aligned memory: requests
-/// go through page-aligned bounce buffers (pinned, pooled), so callers' buffers may be anywhere.
+/// owns caching and ordering (a Flush is an fdatasync). O_DIRECT wants aligned memory: a caller's
+/// page-aligned buffer (a received RPC payload) is used as it is, any other goes through a bounce
+/// buffer from <see cref="AlignedBuffers"/>, so callers' buffers may be anywhere.
 /// </summary>
 public sealed class FileBlockDevice : IBlockDevice
 {
-    private const int Alignment = 4096;
+    private const int Alignment = AlignedBuffers.Page;
     private const int BounceBytes = 1024 * 1024;
     private readonly SafeFileHandle _handle;
-    private readonly ConcurrentBag<AlignedBuffer> _bounce = [];
     private readonly bool _isFile;
 
     private FileBlockDevice(string path, SafeFileHandle handle, long size, bool isFile)
@@ -61,19 +60,29 @@ public sealed class FileBlockDevice : IBlockDevice
     public ValueTask ReadAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
     {
         Check(offset, destination.Length, "read");
+        using (var pin = destination.Pin())
+        {
+            if (AlignedBuffers.IsPageAligned(pin, destination.Length))
+            {
+                Transfer(read: true, destination.Span, offset);
+                return ValueTask.CompletedTask;
+            }
+        }
+
         var done = 0;
         while (done < destination.Length)
         {
             var length = Math.Min(BounceBytes, destination.Length - done);
-            var buffer = Rent();
+            var (array, start) = RentBounce();
             try
             {
-                Transfer(read: true, buffer.Span[..length], offset + done);
-                buffer.Span[..length].CopyTo(destination.Span.Slice(done, length));
+                var bounce = array.AsSpan(start, length);
+                Transfer(read: true, bounce, offset + done);
+                bounce.CopyTo(destination.Span.Slice(done, length));
             }
             finally
             {
-                _bounce.Add(buffer);
+                AlignedBuffers.Return(array);
             }
 
             done += length;
@@ -85,19 +94,30 @@ public sealed class FileBlockDevice : IBlockDevice
     public ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
         Check(offset, data.Length, "write");
+        using (var pin = data.Pin())
+        {
+            if (AlignedBuffers.IsPageAligned(pin, data.Length))
+            {
+                // pwrite only reads the buffer; Transfer's Span serves both directions.
+                Transfer(read: false, MemoryMarshal.AsMemory(data).Span, offset);
+                return ValueTask.CompletedTask;
+            }
+        }
+
         var done = 0;
         while (done < data.Length)
         {
             var length = Math.Min(BounceBytes, data.Length - done);
-            var buffer = Rent();
+            var (array, start) = RentBounce();
             try
             {
-                data.Span.Slice(done, length).CopyTo(buffer.Span);
-                Transfer(read: false, buffer.Span[..length], offset + done);
+                var bounce = array.AsSpan(start, length);
+                data.Span.Slice(done, length).CopyTo(bounce);
+                Transfer(read: false, bounce, offset + done);
             }
             finally
             {
-                _bounce.Add(buffer);
+                AlignedBuffers.Return(array);
             }
 
             done += length;
@@ -130,20 +150,21 @@ public sealed class FileBlockDevice : IBlockDevice
         }
 
         // Not every file system or device zeroes a range in place: write zeros.
-        var zeros = Rent();
+        var (array, start) = RentBounce();
         try
         {
-            zeros.Span.Clear();
+            var zeros = array.AsSpan(start, BounceBytes);
+            zeros.Clear();
             for (long done = 0; done < length;)
             {
                 var chunk = (int)Math.Min(BounceBytes, length - done);
-                Transfer(read: false, zeros.Span[..chunk], offset + done);
+                Transfer(read: false, zeros[..chunk], offset + done);
                 done += chunk;
             }
         }
         finally
         {
-            _bounce.Add(zeros);
+            AlignedBuffers.Return(array);
         }
 
         return ValueTask.CompletedTask;
@@ -165,7 +186,6 @@ public sealed class FileBlockDevice : IBlockDevice
     public ValueTask DisposeAsync()
     {
         _handle.Dispose();
-        _bounce.Clear();
         return ValueTask.CompletedTask;
     }
 
@@ -204,23 +224,5 @@ public sealed class FileBlockDevice : IBlockDevice
         }
     }
 
-    private AlignedBuffer Rent() => _bounce.TryTake(out var buffer) ? buffer : new AlignedBuffer(BounceBytes);
-
-    /// <summary>A pinned array (on the pinned object heap: it never moves) with a page-aligned window of <c>size</c> bytes in it.</summary>
-    private sealed class AlignedBuffer
-    {
-        private readonly byte[] _array;
-        private readonly int _start;
-        private readonly int _size;
-
-        public AlignedBuffer(int size)
-        {
-            _array = GC.AllocateUninitializedArray<byte>(size + Alignment, pinned: true);
-            var address = Marshal.UnsafeAddrOfPinnedArrayElement(_array, 0);
-            _start = (int)((Alignment - (address % Alignment)) % Alignment);
-            _size = size;
-        }
-
-        public Span<byte> Span => _array.AsSpan(_start, _size);
-    }
+    private static (byte[] Array, int Start) RentBounce() => AlignedBuffers.Rent(BounceBytes)!.Value;
 }

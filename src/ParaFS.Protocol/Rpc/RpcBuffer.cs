@@ -1,4 +1,5 @@
 using System.Buffers;
+using ParaFS.Common.Storage;
 
 namespace ParaFS.Protocol.Rpc;
 

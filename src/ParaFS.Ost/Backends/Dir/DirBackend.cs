@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Win32.SafeHandles;
 using ParaFS.Common;
 using ParaFS.Common.Interop;
+using ParaFS.Common.Storage;
 
 namespace ParaFS.Ost.Backends.Dir;
 
@@ -78,8 +79,6 @@ public sealed class DirBackend : IObjectBackend
     /// <summary>Writes at least this large, page aligned in the object and in memory, bypass the page cache (O_DIRECT).</summary>
     private const int DirectWriteBytes = 256 * 1024;
 
-    private const int Page = 4096;
-
     /// <summary>Set when the data directory's file system refuses O_DIRECT (tmpfs): every write is buffered then.</summary>
     private int _directUnsupported;
     private long _directWrites;
@@ -90,15 +89,16 @@ public sealed class DirBackend : IObjectBackend
     /// the device flush and the size left to do. The kernel keeps buffered readers of the object
     /// coherent (it drops the cached pages of the range). False when the write must be buffered.
     /// </summary>
-    private unsafe bool TryWriteDirect(ObjectLease lease, ulong objectId, long offset, ReadOnlyMemory<byte> data)
+    private bool TryWriteDirect(ObjectLease lease, ulong objectId, long offset, ReadOnlyMemory<byte> data)
     {
-        if (data.Length < DirectWriteBytes || offset % Page != 0 || data.Length % Page != 0 || Volatile.Read(ref _directUnsupported) != 0)
+        if (data.Length < DirectWriteBytes || offset % AlignedBuffers.Page != 0 || Volatile.Read(ref _directUnsupported) != 0)
         {
             return false;
         }
 
+        // Held until the write is done: an array that is not pinned could move after the check.
         using var pin = data.Pin();
-        if ((nint)pin.Pointer % Page != 0)
+        if (!AlignedBuffers.IsPageAligned(pin, data.Length))
         {
             return false;
         }

@@ -1,16 +1,21 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 
-namespace ParaFS.Protocol.Rpc;
+namespace ParaFS.Common.Storage;
 
 /// <summary>
 /// Pinned arrays (the pinned object heap: the collector never moves them) in power-of-two size
 /// classes, each with a page of slack so that a buffer can start on a 4 KiB boundary. Each class
-/// keeps at most <see cref="KeptPerClass"/> free arrays; the rest go to the collector.
+/// keeps at most <see cref="KeptPerClass"/> free arrays; the rest go to the collector. O_DIRECT
+/// I/O wants such memory: RPC payloads (an OST writes a received one as it is) and the block
+/// device's bounce buffers come from here.
 /// </summary>
-internal static class AlignedBuffers
+public static class AlignedBuffers
 {
-    private const int Page = 4096;
+    /// <summary>The alignment of every buffer handed out (a page; what O_DIRECT asks for).</summary>
+    public const int Page = 4096;
+
     private const int SmallestClass = 16; // 64 KiB
     private const int LargestClass = 25;  // 32 MiB
     private const int KeptPerClass = 512;
@@ -65,6 +70,14 @@ internal static class AlignedBuffers
 
         return true;
     }
+
+    /// <summary>
+    /// Whether pinned memory of <paramref name="length"/> bytes starts on a page and is a whole
+    /// number of pages long: usable for O_DIRECT as it is, for as long as the pin is held (an
+    /// unpinned array may move after the check).
+    /// </summary>
+    public static unsafe bool IsPageAligned(MemoryHandle pinned, int length) =>
+        length % Page == 0 && (nint)pinned.Pointer % Page == 0;
 
     private static int ClassOf(int length) => Math.Max(SmallestClass, 32 - int.LeadingZeroCount(length - 1));
 
