@@ -75,7 +75,7 @@ public sealed class NoSpaceTests(ITestOutputHelper output)
     }
 
     /// <summary>Runs a command; null when it succeeded, else what it said.</summary>
-    private static async Task<string?> RunAsync(string command, params string[] args)
+    internal static async Task<string?> RunAsync(string command, params string[] args)
     {
         var start = new ProcessStartInfo(command) { RedirectStandardError = true, RedirectStandardOutput = true };
         foreach (var arg in args)
