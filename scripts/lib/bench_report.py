@@ -1,11 +1,16 @@
-"""Turns the fio JSON of one scripts/bench run into report.md and results.json (and prints the table)."""
+"""Turns the fio JSON of one scripts/bench run into report.md and results.json (and prints the table).
+
+With several rounds, each cell is the median of the rounds with their range, and the ratio is
+taken within each round (ParaFS against the local run of the same round) before its median.
+"""
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 
-results, quick, targets, commit = sys.argv[1], sys.argv[2] == "1", sys.argv[3], sys.argv[4]
+results, quick, targets, rounds, commit = sys.argv[1], sys.argv[2] == "1", sys.argv[3], int(sys.argv[4]), sys.argv[5]
 
 JOBS = [
     ("a", "a", "checkpoint write 1x, bs=1M, end_fsync", "write", "bw"),
@@ -23,8 +28,8 @@ JOBS = [
 ]
 
 
-def load(job, side):
-    path = os.path.join(results, f"{job}.{side}.json")
+def load(job, side, round_):
+    path = os.path.join(results, f"{job}.{side}.r{round_}.json")
     if not os.path.exists(path):
         return None, "not run"
     try:
@@ -32,7 +37,7 @@ def load(job, side):
             text = f.read()
         data = json.loads(text[text.index("{"):])
     except (ValueError, OSError) as e:
-        err = os.path.join(results, f"{job}.{side}.err")
+        err = os.path.join(results, f"{job}.{side}.r{round_}.err")
         reason = open(err).read().strip().splitlines()[-1:] if os.path.exists(err) else [str(e)]
         return None, "failed: " + " ".join(reason)
     jobs = data["jobs"]
@@ -46,31 +51,80 @@ def load(job, side):
     return {"mb_s": round(bw, 1), "iops": round(iops, 1), "p50_us": round(p50, 1), "p99_us": round(p99, 1)}, None
 
 
-def show(m, kind):
-    if kind == "bw":
-        return f"{m['mb_s']:,.0f} MB/s"
-    if kind == "iops":
-        return f"{m['iops']:,.0f} IOPS"
-    return f"p50 {m['p50_us']:,.0f} us, p99 {m['p99_us']:,.0f} us"
-
-
 def value(m, kind):
     return m["mb_s"] if kind == "bw" else m["iops"] if kind == "iops" else m["p99_us"]
 
 
+def ratio_of(p, l, kind):
+    """ParaFS against local, higher is better: for latency, local p99 / ParaFS p99."""
+    if not p or not l or not value(l, kind) or not value(p, kind):
+        return None
+    return value(l, kind) / value(p, kind) if kind == "lat" else value(p, kind) / value(l, kind)
+
+
+def spread(values, fmt):
+    """The median, and with more than one value the range: '1,864 (1,651-2,093)'."""
+    middle = fmt(statistics.median(values))
+    return middle if len(values) == 1 else f"{middle} ({fmt(min(values))}-{fmt(max(values))})"
+
+
+def show(measures, kind):
+    if kind == "bw":
+        return spread([m["mb_s"] for m in measures], lambda v: f"{v:,.0f}") + " MB/s"
+    if kind == "iops":
+        return spread([m["iops"] for m in measures], lambda v: f"{v:,.0f}") + " IOPS"
+    p50 = statistics.median(m["p50_us"] for m in measures)
+    return f"p50 {p50:,.0f} us, p99 " + spread([m["p99_us"] for m in measures], lambda v: f"{v:,.0f}") + " us"
+
+
+def first_error(per_round, side):
+    """Why a side has no figure: the first round's error."""
+    for pair in per_round:
+        _, error = pair[side]
+        if error:
+            return error
+    return "no result"
+
+
 rows, records = [], []
 for job, letter, title, _, kind in JOBS:
-    p, perr = load(job, "parafs")
-    l, lerr = load(job, "local")
-    if perr == "not run" and lerr == "not run":
+    per_round = [(load(job, "parafs", r), load(job, "local", r)) for r in range(1, rounds + 1)]
+    if all(perr == "not run" and lerr == "not run" for (_, perr), (_, lerr) in per_round):
         continue
-    ratio = ""
-    if p and l and value(l, kind):
-        # For latency the ratio is local p99 / ParaFS p99, so higher is better everywhere.
-        r = value(l, kind) / value(p, kind) if kind == "lat" else value(p, kind) / value(l, kind)
-        ratio = f"{r:.2f}" if value(p, kind) else ""
-    rows.append(f"| ({letter}) {title} | {show(p, kind) if p else perr} | {show(l, kind) if l else lerr} | {ratio} |")
-    records.append({"job": job, "title": title, "parafs": p or perr, "local": l or lerr, "ratio": ratio})
+    parafs = [p for (p, _), _ in per_round if p]
+    local = [l for _, (l, _) in per_round if l]
+    ratios = [r for r in (ratio_of(p, l, kind) for (p, _), (l, _) in per_round) if r is not None]
+    cell_p = show(parafs, kind) if parafs else first_error(per_round, 0)
+    cell_l = show(local, kind) if local else first_error(per_round, 1)
+    cell_r = spread(ratios, lambda v: f"{v:.2f}") if ratios else ""
+    rows.append(f"| ({letter}) {title} | {cell_p} | {cell_l} | {cell_r} |")
+    records.append({
+        "job": job, "title": title,
+        "parafs": [p or e for (p, e), _ in per_round],
+        "local": [l or e for _, (l, e) in per_round],
+        "ratio": [round(r, 3) for r in ratios],
+    })
+
+
+# The first performance pass's targets: a ratio to the local directory (higher is better), and
+# for (g) ParaFS's own p99 during a checkpoint write against its p99 alone (lower is better).
+TARGETS = [("a", ">=", 0.7), ("b", ">=", 0.7), ("c", ">=", 0.7), ("d-buffered", ">=", 0.3)]
+
+
+def target_lines():
+    by_job = {r["job"]: r for r in records}
+    lines = []
+    for job, _, goal in TARGETS:
+        if job in by_job and by_job[job]["ratio"]:
+            got = statistics.median(by_job[job]["ratio"])
+            lines.append(f"- ({job}) ratio {got:.2f}, target >= {goal}: {'met' if got >= goal else 'not met'}")
+    alone = by_job.get("g-alone", {}).get("parafs", [])
+    during = by_job.get("g-during-write", {}).get("parafs", [])
+    slow = [d["p99_us"] / a["p99_us"] for a, d in zip(alone, during) if isinstance(a, dict) and isinstance(d, dict) and a["p99_us"]]
+    if slow:
+        got = statistics.median(slow)
+        lines.append(f"- (g) ParaFS p99 during a write / alone {got:.1f}x, target <= 3x: {'met' if got <= 3 else 'not met'}")
+    return ["", "Targets (medians over the rounds):", *lines] if lines else []
 
 
 def sh(cmd):
@@ -89,16 +143,17 @@ machine = {
 header = [
     f"# ParaFS benchmark ({'quick smoke run' if quick else 'full'})",
     "",
-    f"commit {commit}; {targets} targets; {machine['cpus']} cores, {machine['memory']} memory, kernel {machine['kernel']}",
+    f"commit {commit}; {targets} targets; {rounds} round{'s' if rounds > 1 else ''}; {machine['cpus']} cores, {machine['memory']} memory, kernel {machine['kernel']}",
     f"ParaFS mount (parafs up, loopback) and a local directory on the same disk: {machine['disk']}",
-    "ratio = ParaFS / local (for latency: local p99 / ParaFS p99); higher is better",
+    "ratio = ParaFS / local (for latency: local p99 / ParaFS p99); higher is better"
+    + ("; each cell: median (min-max) of the rounds, the ratio taken within each round" if rounds > 1 else ""),
     "",
     "| job | ParaFS | local | ratio |",
     "|---|---|---|---|",
 ]
-report = "\n".join(header + rows) + "\n"
+report = "\n".join(header + rows + target_lines()) + "\n"
 print(report)
 with open(os.path.join(results, "report.md"), "w") as f:
     f.write(report)
 with open(os.path.join(results, "results.json"), "w") as f:
-    json.dump({"commit": commit, "quick": quick, "targets": int(targets), "machine": machine, "jobs": records}, f, indent=2)
+    json.dump({"commit": commit, "quick": quick, "targets": int(targets), "rounds": rounds, "machine": machine, "jobs": records}, f, indent=2)
