@@ -134,7 +134,7 @@ public sealed class DirBackend : IObjectBackend
 
                 if (errno is Errno.ENOSPC or Errno.EDQUOT)
                 {
-                    throw Full($"writing {data.Length} bytes at {offset} of object {objectId}", new IOException(Libc.Failure(errno, "direct write").Message));
+                    throw Full($"writing {data.Length} bytes at {offset} of object {objectId}", Libc.Failure(errno, "direct write"));
                 }
 
                 throw Libc.Failure(errno, $"direct write of {data.Length} bytes at {offset} of object {objectId} on {_target}");
@@ -431,7 +431,7 @@ public sealed class DirBackend : IObjectBackend
         }
     }
 
-    private ParaFsException Full(string what, IOException e)
+    private ParaFsException Full(string what, Exception e)
     {
         var usage = GetUsage();
         return new ParaFsException(Errno.ENOSPC,

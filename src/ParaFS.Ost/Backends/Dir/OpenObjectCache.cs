@@ -188,7 +188,7 @@ internal sealed class ObjectHandle(SafeFileHandle file, string path)
 
     public SafeFileHandle File { get; } = file;
 
-    /// <summary>The object opened with O_DIRECT (opened now if it is not yet); throws <see cref="IOException"/> where the file system refuses O_DIRECT.</summary>
+    /// <summary>The object opened with O_DIRECT (opened now if it is not yet); throws <see cref="ParaFsException"/> (EINVAL where the file system refuses O_DIRECT).</summary>
     public SafeFileHandle Direct
     {
         get
