@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using ParaFS.Common;
 using ParaFS.Protocol.Framing;
 using ParaFS.Protocol.Rpc;
@@ -25,11 +26,20 @@ public sealed class TestServer : IAsyncDisposable
     /// <summary>Throws an unexpected exception.</summary>
     public const uint Crash = 9005;
 
-    private TestServer(RpcServer server, CapturingLoggerProvider log)
+    /// <summary>Like <see cref="PushBack"/>, but the pushes are sent from a thread-pool thread.</summary>
+    public const uint PushFromPool = 9006;
+
+    private readonly StrongBox<int> _slowCallsStarted;
+
+    private TestServer(RpcServer server, CapturingLoggerProvider log, StrongBox<int> slowCallsStarted)
     {
         Server = server;
         Log = log;
+        _slowCallsStarted = slowCallsStarted;
     }
+
+    /// <summary>How many <see cref="Slow"/> calls have reached their handler.</summary>
+    public int SlowCallsStarted => Volatile.Read(ref _slowCallsStarted.Value);
 
     public RpcServer Server { get; }
 
@@ -37,13 +47,16 @@ public sealed class TestServer : IAsyncDisposable
 
     public RpcEndpoint Endpoint => Server.Endpoint;
 
-    public static async Task<TestServer> StartAsync(string listen = "127.0.0.1:0", string fsId = "fs-test", FrameLimits? limits = null)
+    public static async Task<TestServer> StartAsync(
+        string listen = "127.0.0.1:0", string fsId = "fs-test", FrameLimits? limits = null, Func<RpcServerOptions, RpcServerOptions>? configure = null)
     {
         var dispatcher = new RpcDispatcher();
+        var slowCallsStarted = new StrongBox<int>();
         dispatcher.Register(Echo, RpcError.Parser, (message, request) =>
             ValueTask.FromResult(new RpcResult(message, request.Payload)));
         dispatcher.Register(Slow, RpcError.Parser, async (message, request) =>
         {
+            Interlocked.Increment(ref slowCallsStarted.Value);
             await Task.Delay(message.Errno, request.Aborted);
             return new RpcResult(message);
         });
@@ -59,6 +72,17 @@ public sealed class TestServer : IAsyncDisposable
         });
         dispatcher.Register(Strict, Hello.Parser, (hello, _) => ValueTask.FromResult(new RpcResult(hello)));
         dispatcher.Register(Crash, _ => throw new InvalidOperationException("the handler broke"));
+        dispatcher.Register(PushFromPool, RpcError.Parser, async (message, request) =>
+        {
+            await Task.Run(async () =>
+            {
+                for (var i = 0; i < message.Errno; i++)
+                {
+                    await request.Connection.PushAsync(PushFromPool, new RpcError { Errno = i, Message = message.Message }, request.Payload);
+                }
+            });
+            return RpcResult.Empty;
+        });
 
         var log = new CapturingLoggerProvider();
         var options = new RpcServerOptions
@@ -70,9 +94,9 @@ public sealed class TestServer : IAsyncDisposable
             FileSystemName = "testfs",
             Limits = limits ?? FrameLimits.Default,
         };
-        var server = new RpcServer(options, dispatcher, log);
+        var server = new RpcServer(configure?.Invoke(options) ?? options, dispatcher, log);
         await server.StartAsync();
-        return new TestServer(server, log);
+        return new TestServer(server, log, slowCallsStarted);
     }
 
     public RpcClient Client(int connections = 4, string fsId = "", Func<RpcPush, RpcClientConnection, ValueTask>? onPush = null, FrameLimits? limits = null) =>

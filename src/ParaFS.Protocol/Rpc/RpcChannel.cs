@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Collections.Concurrent;
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using Google.Protobuf;
@@ -16,11 +17,24 @@ public readonly record struct FrameSink(Memory<byte> Payload, object? State);
 /// <see cref="PipeReader"/> (Kestrel's shape: read, parse whole heads, advance in a finally) and a
 /// send path over a <see cref="PipeWriter"/> that batches small frames and sends large payloads
 /// straight from the caller's memory. Payloads are copied once, from the socket to their owner.
+/// <para>
+/// A bulk connection (<see cref="UseDedicatedThreads"/>) runs instead on threads of its own, one
+/// receiving and (when anything but that thread sends) one sending, with blocking socket calls:
+/// a megabyte payload then costs a few system calls on one thread, where the asynchronous path
+/// wakes the runtime's socket thread and a thread-pool thread for every chunk that arrives.
+/// </para>
 /// </summary>
 public abstract class RpcChannel : IAsyncDisposable
 {
     /// <summary>Payloads at least this large bypass the pipe on both sides (one copy fewer).</summary>
     private const int DirectPayloadBytes = 64 * 1024;
+
+    /// <summary>
+    /// A bulk connection's threads move at most this much per socket call: a kernel built without
+    /// preemption (the usual server build) switches threads only between calls, so one megabyte
+    /// copy would keep a woken small call waiting for a CPU the whole time.
+    /// </summary>
+    private const int BlockingPieceBytes = 256 * 1024;
 
     /// <summary>Small frames are batched, but never more than this is left unflushed.</summary>
     private const int MaxUnflushedBytes = 256 * 1024;
@@ -34,6 +48,14 @@ public abstract class RpcChannel : IAsyncDisposable
     private readonly TaskCompletionSource _receiveEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _queuedSenders;
     private string? _closeReason;
+
+    /// <summary>The channel whose dedicated I/O thread this is (its sends go out inline).</summary>
+    [ThreadStatic]
+    private static RpcChannel? t_ioThreadOf;
+
+    private readonly Lock _blockingSendGate = new();
+    private BlockingCollection<OutgoingFrame>? _outgoing;
+    private int _senderStarted;
 
     protected RpcChannel(Socket socket, FrameLimits limits, ILogger logger, string peer)
     {
@@ -72,7 +94,143 @@ public abstract class RpcChannel : IAsyncDisposable
     /// <summary>Called when the receive loop has ended, with the sink of a frame cut off mid-payload, if any.</summary>
     protected abstract void OnReceiveEnded(FrameSink? unfinished, string reason);
 
-    protected void StartReceiving() => _ = Task.Run(ReceiveLoopAsync);
+    /// <summary>Whether this connection runs on dedicated threads (see the class summary).</summary>
+    public bool IsDedicated => _outgoing is not null;
+
+    protected void StartReceiving()
+    {
+        if (IsDedicated)
+        {
+            StartThread(ReceiveLoopBlocking, "rpc-bulk-recv");
+        }
+        else
+        {
+            _ = Task.Run(ReceiveLoopAsync);
+        }
+    }
+
+    /// <summary>
+    /// Makes this a bulk connection: from now on its frames are written with blocking calls (by
+    /// its own threads, or a sending thread started for the others), and the receive loop started
+    /// next (or the thread already receiving, on a server) reads with blocking calls. The socket
+    /// must not have had an asynchronous operation yet: those leave its descriptor non-blocking.
+    /// </summary>
+    protected void UseDedicatedThreads() => _outgoing = new BlockingCollection<OutgoingFrame>();
+
+    /// <summary>
+    /// Reads exactly one frame with blocking calls (no more bytes than it holds), waiting at most
+    /// <paramref name="timeout"/>, and hands it to <see cref="OnFrameHeadAsync"/> and
+    /// <see cref="OnFrameComplete"/> on the calling thread. For the first frame of a server
+    /// connection, before it is known whether the connection is bulk. Returns false, with the
+    /// connection aborted and its receive side ended, when no acceptable frame came.
+    /// </summary>
+    private bool ReceiveFirstFrameBlocking(TimeSpan timeout)
+    {
+        var reason = "peer closed the connection";
+        FrameSink? unfinished = null;
+
+        // The whole frame has to be in by the deadline, however slowly its bytes trickle in.
+        using var deadline = new Timer(
+            static s =>
+            {
+                var (channel, late) = ((RpcChannel, string))s!;
+                if (!channel.IsClosed)
+                {
+                    Log.FrameRejected(channel.Logger, channel.Peer, late);
+                    channel.Abort(late);
+                }
+            },
+            (this, $"no first frame within {timeout.TotalSeconds:0.#} s"),
+            timeout,
+            Timeout.InfiniteTimeSpan);
+        try
+        {
+            Span<byte> fixedPart = stackalloc byte[FramePreamble.Size];
+            if (!ReceiveExactly(fixedPart, allowCleanEnd: true))
+            {
+                EndReceiveSide(null, reason);
+                return false;
+            }
+
+            if (FramePreamble.TryRead(fixedPart, Limits, out var error) is not { } preamble)
+            {
+                Log.FrameRejected(Logger, Peer, error!);
+                EndReceiveSide(null, error!);
+                return false;
+            }
+
+            var head = new byte[FramePreamble.Size + preamble.HeaderLength + preamble.MessageLength];
+            fixedPart.CopyTo(head);
+            ReceiveExactly(head.AsSpan(FramePreamble.Size), allowCleanEnd: false);
+            var sequence = new ReadOnlySequence<byte>(head);
+            if (FrameCodec.TryReadHead(ref sequence, Limits, out var frame, out error) != FrameHeadStatus.Complete)
+            {
+                Log.FrameRejected(Logger, Peer, error!);
+                EndReceiveSide(null, error!);
+                return false;
+            }
+
+            var sink = Wait(OnFrameHeadAsync(frame));
+            unfinished = sink;
+            ReceiveExactly(sink.Payload.Span[..preamble.PayloadLength], allowCleanEnd: false);
+            unfinished = null;
+            deadline.Dispose();
+            OnFrameComplete(frame.Header, sink);
+            return true;
+        }
+        catch (EndOfStreamException)
+        {
+            reason = "connection closed in the middle of the first frame";
+            if (!IsClosed)
+            {
+                Log.FrameRejected(Logger, Peer, reason);
+            }
+        }
+        catch (InvalidDataException e)
+        {
+            reason = e.Message;
+            Log.FrameRejected(Logger, Peer, reason);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            reason = CloseReason ?? $"receive failed: {e.Message}";
+        }
+        catch (Exception e)
+        {
+            reason = $"receive loop failed: {e.Message}";
+            Log.ReceiveLoopFailed(Logger, Peer, e);
+        }
+
+        EndReceiveSide(unfinished, reason);
+        return false;
+    }
+
+    /// <summary>
+    /// Starts a server connection: a thread of its own reads the first frame (the handshake) with
+    /// <see cref="ReceiveFirstFrameBlocking"/>, then goes on as the receiving thread of a bulk
+    /// connection, or hands the receiving to the thread pool and ends.
+    /// </summary>
+    protected void StartReceivingFromFirstFrame(TimeSpan timeout) =>
+        StartThread(() =>
+        {
+            if (ReceiveFirstFrameBlocking(timeout))
+            {
+                ContinueReceiving();
+            }
+        }, "rpc-serve");
+
+    /// <summary>Goes on receiving after <see cref="ReceiveFirstFrameBlocking"/>: on this thread for a bulk connection, else on the thread pool.</summary>
+    private void ContinueReceiving()
+    {
+        if (IsDedicated)
+        {
+            ReceiveLoopBlocking();
+        }
+        else
+        {
+            _ = Task.Run(ReceiveLoopAsync);
+        }
+    }
 
     /// <summary>Writes one frame. Frames from concurrent callers never interleave.</summary>
     public async ValueTask SendAsync(CallHeader header, IMessage? message, ReadOnlyMemory<byte> payload)
@@ -81,6 +239,12 @@ public abstract class RpcChannel : IAsyncDisposable
         {
             throw new RpcException(Errno.EMSGSIZE,
                 $"a payload of {payload.Length} bytes is over the frame limit of {Limits.MaxPayloadBytes} bytes for {Peer}");
+        }
+
+        if (_outgoing is { } outgoing)
+        {
+            await SendBlockingAsync(outgoing, header, message, payload).ConfigureAwait(false);
+            return;
         }
 
         Interlocked.Increment(ref _queuedSenders);
@@ -156,6 +320,7 @@ public abstract class RpcChannel : IAsyncDisposable
         }
 
         _socket.Dispose();
+        _outgoing?.CompleteAdding();
         OnClosed(reason);
     }
 
@@ -267,6 +432,12 @@ public abstract class RpcChannel : IAsyncDisposable
             reason = "connection closed in the middle of a frame payload";
             Log.FrameRejected(Logger, Peer, reason);
         }
+        catch (InvalidDataException e)
+        {
+            // A frame of a kind this side does not take.
+            reason = e.Message;
+            Log.FrameRejected(Logger, Peer, reason);
+        }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
         {
             reason = CloseReason ?? $"receive failed: {e.Message}";
@@ -283,5 +454,220 @@ public abstract class RpcChannel : IAsyncDisposable
             OnReceiveEnded(unfinished, CloseReason ?? reason);
             _receiveEnded.TrySetResult();
         }
+    }
+
+    private static T Wait<T>(ValueTask<T> pending) =>
+        pending.IsCompletedSuccessfully ? pending.Result : pending.AsTask().GetAwaiter().GetResult();
+
+    private void StartThread(Action body, string name)
+    {
+        var thread = new Thread(() =>
+        {
+            t_ioThreadOf = this;
+            body();
+        })
+        {
+            IsBackground = true,
+            Name = name,
+        };
+        thread.Start();
+    }
+
+    /// <summary>Sends one frame on a bulk connection: inline on its own threads, else through its sending thread.</summary>
+    private async ValueTask SendBlockingAsync(BlockingCollection<OutgoingFrame> outgoing, CallHeader header, IMessage? message, ReadOnlyMemory<byte> payload)
+    {
+        var head = new ArrayBufferWriter<byte>(256);
+        FrameCodec.WriteHead(head, header, message, payload.Length);
+        if (t_ioThreadOf == this)
+        {
+            SendNow(head.WrittenMemory, payload);
+            return;
+        }
+
+        var frame = new OutgoingFrame(head.WrittenMemory, payload);
+        if (Volatile.Read(ref _senderStarted) == 0 && Interlocked.Exchange(ref _senderStarted, 1) == 0)
+        {
+            // A server's bulk connection answers on its receiving thread, so most never need one.
+            StartThread(SendLoopBlocking, "rpc-bulk-send");
+        }
+
+        try
+        {
+            outgoing.Add(frame);
+        }
+        catch (InvalidOperationException)
+        {
+            ThrowIfClosed();
+            throw;
+        }
+
+        await frame.Sent.Task.ConfigureAwait(false);
+    }
+
+    private void SendLoopBlocking()
+    {
+        foreach (var frame in _outgoing!.GetConsumingEnumerable())
+        {
+            try
+            {
+                SendNow(frame.Head, frame.Payload);
+                frame.Sent.TrySetResult();
+            }
+            catch (Exception e)
+            {
+                frame.Sent.TrySetException(e);
+            }
+        }
+    }
+
+    private void SendNow(ReadOnlyMemory<byte> head, ReadOnlyMemory<byte> payload)
+    {
+        lock (_blockingSendGate)
+        {
+            ThrowIfClosed();
+            try
+            {
+                SendAll(head.Span);
+                SendAll(payload.Span);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                var reason = $"send failed: {e.Message}";
+                Abort(reason);
+                throw new RpcException(Errno.ECONNRESET, $"connection to {Peer} lost: {reason}", e);
+            }
+        }
+    }
+
+    private void SendAll(ReadOnlySpan<byte> bytes)
+    {
+        while (!bytes.IsEmpty)
+        {
+            bytes = bytes[_socket.Send(bytes[..Math.Min(bytes.Length, BlockingPieceBytes)])..];
+        }
+    }
+
+    /// <summary>Fills <paramref name="destination"/> from the socket; false if the peer closed before its first byte and that is allowed.</summary>
+    private bool ReceiveExactly(Span<byte> destination, bool allowCleanEnd)
+    {
+        var done = 0;
+        while (done < destination.Length)
+        {
+            var n = _socket.Receive(destination.Slice(done, Math.Min(destination.Length - done, BlockingPieceBytes)));
+            if (n == 0)
+            {
+                return done == 0 && allowCleanEnd ? false : throw new EndOfStreamException();
+            }
+
+            done += n;
+        }
+
+        return true;
+    }
+
+    /// <summary>The receive loop of a bulk connection, on its own thread: the same frames as <see cref="ReceiveLoopAsync"/>, read with blocking calls.</summary>
+    private void ReceiveLoopBlocking()
+    {
+        FrameSink? unfinished = null;
+        var reason = "peer closed the connection";
+        var buffer = new byte[64 * 1024];
+        int start = 0, end = 0;
+        try
+        {
+            while (true)
+            {
+                var pending = new ReadOnlySequence<byte>(buffer, start, end - start);
+                var status = FrameCodec.TryReadHead(ref pending, Limits, out var head, out var error);
+                if (status == FrameHeadStatus.Invalid)
+                {
+                    reason = error!;
+                    Log.FrameRejected(Logger, Peer, reason);
+                    return;
+                }
+
+                if (status == FrameHeadStatus.NeedMoreData)
+                {
+                    // Keep the partial head at the front of the buffer (grown for a large message) and read more.
+                    var held = end - start;
+                    if (start > 0)
+                    {
+                        Buffer.BlockCopy(buffer, start, buffer, 0, held);
+                        (start, end) = (0, held);
+                    }
+
+                    if (end == buffer.Length)
+                    {
+                        Array.Resize(ref buffer, buffer.Length * 2);
+                    }
+
+                    var n = _socket.Receive(buffer, end, buffer.Length - end, SocketFlags.None);
+                    if (n == 0)
+                    {
+                        if (held > 0)
+                        {
+                            reason = $"connection closed in the middle of a frame ({held} bytes of it received)";
+                            Log.FrameRejected(Logger, Peer, reason);
+                        }
+
+                        return;
+                    }
+
+                    end += n;
+                    continue;
+                }
+
+                var sink = Wait(OnFrameHeadAsync(head));
+                start = end - (int)pending.Length;
+                var need = head.Preamble.PayloadLength;
+                var have = Math.Min(end - start, need);
+                buffer.AsSpan(start, have).CopyTo(sink.Payload.Span);
+                start += have;
+                if (have < need)
+                {
+                    unfinished = sink;
+                    ReceiveExactly(sink.Payload.Span[have..need], allowCleanEnd: false);
+                    unfinished = null;
+                }
+
+                OnFrameComplete(head.Header, sink);
+            }
+        }
+        catch (EndOfStreamException)
+        {
+            reason = "connection closed in the middle of a frame payload";
+            Log.FrameRejected(Logger, Peer, reason);
+        }
+        catch (InvalidDataException e)
+        {
+            // A frame of a kind this side does not take.
+            reason = e.Message;
+            Log.FrameRejected(Logger, Peer, reason);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            reason = CloseReason ?? $"receive failed: {e.Message}";
+        }
+        catch (Exception e)
+        {
+            reason = $"receive loop failed: {e.Message}";
+            Log.ReceiveLoopFailed(Logger, Peer, e);
+        }
+        finally
+        {
+            EndReceiveSide(unfinished, reason);
+        }
+    }
+
+    private void EndReceiveSide(FrameSink? unfinished, string reason)
+    {
+        Abort(CloseReason ?? reason);
+        OnReceiveEnded(unfinished, CloseReason ?? reason);
+        _receiveEnded.TrySetResult();
+    }
+
+    /// <summary>A frame waiting for a bulk connection's sending thread: its encoded head, its payload, and who waits.</summary>
+    private sealed record OutgoingFrame(ReadOnlyMemory<byte> Head, ReadOnlyMemory<byte> Payload)
+    {
+        public TaskCompletionSource Sent { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }

@@ -30,7 +30,7 @@ public sealed class RpcClient : IAsyncDisposable
         _slots = new Slot[options.ConnectionsPerServer + options.BulkConnectionsPerServer];
         for (var i = 0; i < _slots.Length; i++)
         {
-            _slots[i] = new Slot();
+            _slots[i] = new Slot(Bulk: i >= options.ConnectionsPerServer && options.BulkThreads);
         }
     }
 
@@ -111,7 +111,7 @@ public sealed class RpcClient : IAsyncDisposable
                 await broken.DisposeAsync().ConfigureAwait(false);
             }
 
-            var connection = await ConnectAnyAsync(cancellationToken).ConfigureAwait(false);
+            var connection = await ConnectAnyAsync(slot.Bulk, cancellationToken).ConfigureAwait(false);
             ServerInfo = connection.ServerInfo;
             slot.Connection = connection;
             return connection;
@@ -122,15 +122,18 @@ public sealed class RpcClient : IAsyncDisposable
         }
     }
 
-    private async Task<RpcClientConnection> ConnectAnyAsync(CancellationToken cancellationToken)
+    private async Task<RpcClientConnection> ConnectAnyAsync(bool bulk, CancellationToken cancellationToken)
     {
-        var (connection, index) = await RpcClientConnection.ConnectFirstAnsweringAsync(Endpoint, Volatile.Read(ref _answering), Options, _logger, cancellationToken).ConfigureAwait(false);
+        var (connection, index) = await RpcClientConnection.ConnectFirstAnsweringAsync(Endpoint, Volatile.Read(ref _answering), Options, _logger, bulk, cancellationToken).ConfigureAwait(false);
         Volatile.Write(ref _answering, index);
         return connection;
     }
 
-    private sealed class Slot
+    /// <summary>One connection's place in the pool; a bulk slot's connection runs on threads of its own (<see cref="RpcClientOptions.BulkThreads"/>).</summary>
+    private sealed class Slot(bool Bulk)
     {
+        public bool Bulk { get; } = Bulk;
+
         public SemaphoreSlim Gate { get; } = new(1, 1);
 
         public RpcClientConnection? Connection { get; set; }

@@ -39,21 +39,23 @@ public sealed class RpcClientConnection : RpcChannel
     /// <summary>Connects, shakes hands, and returns a connection ready for calls.</summary>
     public static async Task<RpcClientConnection> ConnectAsync(
         RpcEndpoint endpoint, RpcClientOptions options, ILogger logger, CancellationToken cancellationToken = default) =>
-        (await ConnectFirstAnsweringAsync(endpoint, 0, options, logger, cancellationToken).ConfigureAwait(false)).Connection;
+        (await ConnectFirstAnsweringAsync(endpoint, 0, options, logger, bulk: false, cancellationToken).ConfigureAwait(false)).Connection;
 
     /// <summary>
     /// Connects to the first address of <paramref name="endpoint"/> that answers, starting at
     /// index <paramref name="first"/> (the one that answered last time); returns the index too.
     /// An address that is down, or a standby MDS that does not listen yet, is passed over; a
-    /// server that answers and refuses (another file system) is not.
+    /// server that answers and refuses (another file system) is not. A <paramref name="bulk"/>
+    /// connection runs on threads of its own (<see cref="RpcChannel.IsDedicated"/>) and says so in
+    /// its handshake, so the server does the same on its side.
     /// </summary>
     public static async Task<(RpcClientConnection Connection, int Index)> ConnectFirstAnsweringAsync(
-        RpcEndpoint endpoint, int first, RpcClientOptions options, ILogger logger, CancellationToken cancellationToken = default)
+        RpcEndpoint endpoint, int first, RpcClientOptions options, ILogger logger, bool bulk = false, CancellationToken cancellationToken = default)
     {
         var addresses = endpoint.Addresses;
         if (addresses.Count == 1)
         {
-            return (await ConnectOneAsync(endpoint, options, logger, cancellationToken).ConfigureAwait(false), 0);
+            return (await ConnectOneAsync(endpoint, options, logger, bulk, cancellationToken).ConfigureAwait(false), 0);
         }
 
         var failures = new List<string>();
@@ -62,7 +64,7 @@ public sealed class RpcClientConnection : RpcChannel
             var index = (first + i) % addresses.Count;
             try
             {
-                return (await ConnectOneAsync(addresses[index], options, logger, cancellationToken).ConfigureAwait(false), index);
+                return (await ConnectOneAsync(addresses[index], options, logger, bulk, cancellationToken).ConfigureAwait(false), index);
             }
             catch (RpcException e) when (e.Errno is Errno.ECONNREFUSED or Errno.ETIMEDOUT or Errno.EHOSTUNREACH or Errno.ECONNRESET)
             {
@@ -74,7 +76,7 @@ public sealed class RpcClientConnection : RpcChannel
     }
 
     private static async Task<RpcClientConnection> ConnectOneAsync(
-        RpcEndpoint endpoint, RpcClientOptions options, ILogger logger, CancellationToken cancellationToken)
+        RpcEndpoint endpoint, RpcClientOptions options, ILogger logger, bool bulk, CancellationToken cancellationToken)
     {
         var address = await endpoint.ResolveAsync(cancellationToken).ConfigureAwait(false);
         var socket = endpoint.IsUnix
@@ -85,7 +87,18 @@ public sealed class RpcClientConnection : RpcChannel
             timeout.CancelAfter(options.ConnectTimeout);
             try
             {
-                await socket.ConnectAsync(address, timeout.Token).ConfigureAwait(false);
+                if (bulk)
+                {
+                    // A blocking connect, on a thread of its own: an asynchronous one would leave
+                    // the descriptor non-blocking, and the bulk threads need it blocking.
+                    var connecting = Task.Factory.StartNew(() => socket.Connect(address), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+                    _ = connecting.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                    await connecting.WaitAsync(timeout.Token).ConfigureAwait(false);
+                }
+                else
+                {
+                    await socket.ConnectAsync(address, timeout.Token).ConfigureAwait(false);
+                }
             }
             catch (SocketException e)
             {
@@ -105,6 +118,11 @@ public sealed class RpcClientConnection : RpcChannel
         }
 
         var connection = new RpcClientConnection(socket, endpoint, options, logger);
+        if (bulk)
+        {
+            connection.UseDedicatedThreads();
+        }
+
         connection.StartReceiving();
         try
         {
@@ -219,11 +237,11 @@ public sealed class RpcClientConnection : RpcChannel
                 {
                     receiving.Message.Dispose();
                     receiving.Buffer?.Dispose();
-                    receiving.Call.EndReceive(null, new RpcException((Errno)error.Errno, error.Message));
+                    receiving.Call.EndReceive(null, new RpcException((Errno)error.Errno, error.Message), IsDedicated);
                 }
                 else
                 {
-                    receiving.Call.EndReceive(new RpcReply(receiving.Message, receiving.Buffer, sink.Payload), null);
+                    receiving.Call.EndReceive(new RpcReply(receiving.Message, receiving.Buffer, sink.Payload), null, IsDedicated);
                 }
 
                 break;
@@ -246,7 +264,7 @@ public sealed class RpcClientConnection : RpcChannel
             case Receiving receiving:
                 receiving.Message.Dispose();
                 receiving.Buffer?.Dispose();
-                receiving.Call.EndReceive(null, failure);
+                receiving.Call.EndReceive(null, failure, IsDedicated);
                 break;
             case IDisposable other:
                 other.Dispose();
@@ -277,6 +295,7 @@ public sealed class RpcClientConnection : RpcChannel
             FsId = _options.FileSystemId,
             Role = _options.Role,
             PeerName = _options.PeerName,
+            Bulk = IsDedicated,
         };
         var reply = await CallAsync(Methods.Handshake, hello, HelloReply.Parser, _options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
         if (_options.FileSystemId.Length > 0 && reply.FsId.Length > 0 && reply.FsId != _options.FileSystemId)
@@ -395,13 +414,14 @@ public sealed class RpcClientConnection : RpcChannel
             return false;
         }
 
-        public void EndReceive(RpcReply? reply, Exception? failure)
+        /// <summary>Finishes the call; <paramref name="neverInline"/> keeps the caller's code off a bulk connection's receiving thread.</summary>
+        public void EndReceive(RpcReply? reply, Exception? failure, bool neverInline)
         {
             Volatile.Write(ref _state, Done);
             var deferred = Volatile.Read(ref _deferredFailure);
             if (reply is not null && deferred is null)
             {
-                if (reply.Payload.Length <= InlineReplyBytes)
+                if (reply.Payload.Length <= InlineReplyBytes && !neverInline)
                 {
                     // A small reply resumes its caller right here on the receive loop: one thread
                     // hop fewer on the latency path of small reads and metadata calls.

@@ -17,6 +17,12 @@ public sealed record RpcClientOptions
     /// <summary>The size from which a call counts as bulk (payload sent or reply room given).</summary>
     public int BulkThresholdBytes { get; init; } = 64 * 1024;
 
+    /// <summary>
+    /// Runs each bulk connection on threads of its own (a receiving and a sending one) with
+    /// blocking socket calls, and says so in its handshake; false runs it like any other.
+    /// </summary>
+    public bool BulkThreads { get; init; } = true;
+
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>How long a call waits for its reply unless the call says otherwise.</summary>

@@ -39,7 +39,7 @@ public sealed class RpcServerConnection : RpcChannel
     public ValueTask PushAsync(uint method, IMessage? message, ReadOnlyMemory<byte> payload = default) =>
         SendAsync(new CallHeader { Kind = FrameKind.Push, Method = method }, message, payload);
 
-    internal void Start() => StartReceiving();
+    internal void Start() => StartReceivingFromFirstFrame(_server.Options.HandshakeTimeout);
 
     protected override async ValueTask<FrameSink> OnFrameHeadAsync(FrameHead head)
     {
@@ -59,7 +59,25 @@ public sealed class RpcServerConnection : RpcChannel
         if (Volatile.Read(ref _handshakeState) == 0)
         {
             _handshakeState = 1;
-            _ = AnswerHandshakeAsync(request);
+            var (hello, refusal) = CheckHandshake(request);
+            if (refusal is null && hello!.Bulk && _server.Options.BulkThreads)
+            {
+                // Decided before the reply goes out, which is then the first frame written with
+                // a blocking call; this thread goes on as the connection's receiving thread.
+                UseDedicatedThreads();
+            }
+
+            _ = AnswerHandshakeAsync(request, hello, refusal);
+            return;
+        }
+
+        if (IsDedicated)
+        {
+            // A bulk call starts here, on the connection's receiving thread: one that completes
+            // without waiting (a disk write) also sends its reply from here, with no thread-pool
+            // hop. One that waits finishes on the pool, and this thread goes back to receiving,
+            // so a peer that goes away is still noticed and the waiting call cancelled.
+            _ = DispatchAsync(request);
             return;
         }
 
@@ -77,29 +95,28 @@ public sealed class RpcServerConnection : RpcChannel
         Log.ConnectionClosed(Logger, Peer, reason);
     }
 
-    private async Task AnswerHandshakeAsync(RpcRequest request)
+    private (Hello? Hello, RpcError? Refusal) CheckHandshake(RpcRequest request)
+    {
+        if (request.Method != Methods.Handshake)
+        {
+            return (null, new RpcError { Errno = (int)Errno.EPROTO, Message = $"the first call on a connection must be the handshake (method 0), not method {request.Method}" });
+        }
+
+        try
+        {
+            var hello = request.ParseMessage(Hello.Parser);
+            return (hello, Handshake.Check(hello, _server.Options.Role, _server.FileSystemId, _server.Options.FileSystemName));
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            return (null, new RpcError { Errno = (int)Errno.EBADMSG, Message = $"the handshake message does not parse: {e.Message}" });
+        }
+    }
+
+    private async Task AnswerHandshakeAsync(RpcRequest request, Hello? hello, RpcError? refusal)
     {
         try
         {
-            RpcError? refusal;
-            Hello? hello = null;
-            if (request.Method != Methods.Handshake)
-            {
-                refusal = new RpcError { Errno = (int)Errno.EPROTO, Message = $"the first call on a connection must be the handshake (method 0), not method {request.Method}" };
-            }
-            else
-            {
-                try
-                {
-                    hello = request.ParseMessage(Hello.Parser);
-                    refusal = Handshake.Check(hello, _server.Options.Role, _server.FileSystemId, _server.Options.FileSystemName);
-                }
-                catch (InvalidProtocolBufferException e)
-                {
-                    refusal = new RpcError { Errno = (int)Errno.EBADMSG, Message = $"the handshake message does not parse: {e.Message}" };
-                }
-            }
-
             var header = new CallHeader { Kind = FrameKind.Response, CallId = request.CallId, Method = request.Method, Error = refusal };
             if (refusal is not null)
             {

@@ -23,4 +23,13 @@ public sealed record RpcServerOptions
     /// from that connection, so a flooding peer is slowed by TCP and nobody else is.
     /// </summary>
     public int MaxConcurrentCallsPerConnection { get; init; } = 256;
+
+    /// <summary>How long a new connection may take to send its handshake before it is closed.</summary>
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Serves a bulk connection (one whose handshake says <c>bulk</c>) on a thread of its own with
+    /// blocking socket calls, its calls run there one at a time; false serves it like any other.
+    /// </summary>
+    public bool BulkThreads { get; init; } = true;
 }
