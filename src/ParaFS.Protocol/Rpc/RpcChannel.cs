@@ -178,27 +178,9 @@ public abstract class RpcChannel : IAsyncDisposable
             OnFrameComplete(frame.Header, sink);
             return true;
         }
-        catch (EndOfStreamException)
-        {
-            reason = "connection closed in the middle of the first frame";
-            if (!IsClosed)
-            {
-                Log.FrameRejected(Logger, Peer, reason);
-            }
-        }
-        catch (InvalidDataException e)
-        {
-            reason = e.Message;
-            Log.FrameRejected(Logger, Peer, reason);
-        }
-        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
-        {
-            reason = CloseReason ?? $"receive failed: {e.Message}";
-        }
         catch (Exception e)
         {
-            reason = $"receive loop failed: {e.Message}";
-            Log.ReceiveLoopFailed(Logger, Peer, e);
+            reason = EndedBy(e, "connection closed in the middle of the first frame");
         }
 
         EndReceiveSide(unfinished, reason);
@@ -427,25 +409,9 @@ public abstract class RpcChannel : IAsyncDisposable
                 }
             }
         }
-        catch (EndOfStreamException)
-        {
-            reason = "connection closed in the middle of a frame payload";
-            Log.FrameRejected(Logger, Peer, reason);
-        }
-        catch (InvalidDataException e)
-        {
-            // A frame of a kind this side does not take.
-            reason = e.Message;
-            Log.FrameRejected(Logger, Peer, reason);
-        }
-        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
-        {
-            reason = CloseReason ?? $"receive failed: {e.Message}";
-        }
         catch (Exception e)
         {
-            reason = $"receive loop failed: {e.Message}";
-            Log.ReceiveLoopFailed(Logger, Peer, e);
+            reason = EndedBy(e, "connection closed in the middle of a frame payload");
         }
         finally
         {
@@ -632,29 +598,40 @@ public abstract class RpcChannel : IAsyncDisposable
                 OnFrameComplete(head.Header, sink);
             }
         }
-        catch (EndOfStreamException)
-        {
-            reason = "connection closed in the middle of a frame payload";
-            Log.FrameRejected(Logger, Peer, reason);
-        }
-        catch (InvalidDataException e)
-        {
-            // A frame of a kind this side does not take.
-            reason = e.Message;
-            Log.FrameRejected(Logger, Peer, reason);
-        }
-        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
-        {
-            reason = CloseReason ?? $"receive failed: {e.Message}";
-        }
         catch (Exception e)
         {
-            reason = $"receive loop failed: {e.Message}";
-            Log.ReceiveLoopFailed(Logger, Peer, e);
+            reason = EndedBy(e, "connection closed in the middle of a frame payload");
         }
         finally
         {
             EndReceiveSide(unfinished, reason);
+        }
+    }
+
+    /// <summary>Why a receive loop ended on <paramref name="e"/>, logged as that cause is; <paramref name="cutOff"/> names a frame the peer's close cut short.</summary>
+    private string EndedBy(Exception e, string cutOff)
+    {
+        switch (e)
+        {
+            case EndOfStreamException:
+                if (!IsClosed)
+                {
+                    Log.FrameRejected(Logger, Peer, cutOff);
+                }
+
+                return cutOff;
+
+            case InvalidDataException:
+                // A frame of a kind this side does not take.
+                Log.FrameRejected(Logger, Peer, e.Message);
+                return e.Message;
+
+            case IOException or SocketException or ObjectDisposedException or OperationCanceledException:
+                return CloseReason ?? $"receive failed: {e.Message}";
+
+            default:
+                Log.ReceiveLoopFailed(Logger, Peer, e);
+                return $"receive loop failed: {e.Message}";
         }
     }
 
