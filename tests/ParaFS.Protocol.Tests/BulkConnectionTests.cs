@@ -70,6 +70,38 @@ public sealed class BulkConnectionTests
     }
 
     [Fact]
+    public async Task Past_its_bulk_thread_limit_a_server_serves_bulk_connections_the_asynchronous_way()
+    {
+        await using var server = await TestServer.StartAsync(configure: o => o with { MaxBulkThreads = 1 });
+        var payload = RandomBytes(1024 * 1024, 6);
+        await using (var client = BulkClient(server))
+        {
+            await Task.WhenAll(Enumerable.Range(0, 8).Select(async _ =>
+            {
+                using var reply = await client.CallAsync(TestServer.Echo, null, payload);
+                Assert.True(reply.Payload.Span.SequenceEqual(payload));
+            }));
+
+            var bulk = server.Server.Connections.Where(c => c.PeerHello!.Bulk).ToList();
+            Assert.Equal(2, bulk.Count);
+            Assert.Single(bulk, c => c.IsDedicated);
+            Assert.Equal(1, server.Server.BulkThreads);
+        }
+
+        await WaitUntilAsync(() => server.Server.Connections.Count == 0);
+        Assert.Equal(0, server.Server.BulkThreads);
+
+        // The place came back: the next client's first bulk connection gets a thread again.
+        await using var next = BulkClient(server);
+        using (var reply = await next.CallAsync(TestServer.Echo, null, payload))
+        {
+            Assert.True(reply.Payload.Span.SequenceEqual(payload));
+        }
+
+        Assert.Equal(1, server.Server.BulkThreads);
+    }
+
+    [Fact]
     public async Task Pushes_sent_from_other_threads_reach_the_client_over_a_bulk_connection()
     {
         var received = new ConcurrentQueue<(int Index, int Length)>();

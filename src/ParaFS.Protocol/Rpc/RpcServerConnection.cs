@@ -15,6 +15,7 @@ public sealed class RpcServerConnection : RpcChannel
     private readonly RpcServer _server;
     private readonly SemaphoreSlim _slots;
     private int _handshakeState;
+    private bool _holdsBulkThread;
 
     internal RpcServerConnection(RpcServer server, Socket socket, long id, string address, ILogger logger)
         : base(socket, server.Options.Limits, logger, address)
@@ -60,8 +61,9 @@ public sealed class RpcServerConnection : RpcChannel
         {
             _handshakeState = 1;
             var (hello, refusal) = CheckHandshake(request);
-            if (refusal is null && hello!.Bulk && _server.Options.BulkThreads)
+            if (refusal is null && hello!.Bulk && _server.Options.BulkThreads && _server.TryTakeBulkThread())
             {
+                _holdsBulkThread = true;
                 // Decided before the reply goes out, which is then the first frame written with
                 // a blocking call; this thread goes on as the connection's receiving thread.
                 UseDedicatedThreads();
@@ -86,6 +88,11 @@ public sealed class RpcServerConnection : RpcChannel
 
     protected override void OnReceiveEnded(FrameSink? unfinished, string reason)
     {
+        if (_holdsBulkThread)
+        {
+            _server.ReturnBulkThread();
+        }
+
         if (unfinished?.State is RpcRequest request)
         {
             request.Dispose();

@@ -32,4 +32,11 @@ public sealed record RpcServerOptions
     /// blocking socket calls, its calls run there one at a time; false serves it like any other.
     /// </summary>
     public bool BulkThreads { get; init; } = true;
+
+    /// <summary>
+    /// How many bulk connections may have a thread of their own at once (an OST with many clients
+    /// would otherwise run a thread per client bulk connection); past this, a bulk connection is
+    /// served like any other.
+    /// </summary>
+    public int MaxBulkThreads { get; init; } = 512;
 }
