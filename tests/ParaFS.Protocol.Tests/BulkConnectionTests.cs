@@ -102,6 +102,37 @@ public sealed class BulkConnectionTests
     }
 
     [Fact]
+    public async Task Clients_sharing_a_bulk_thread_budget_run_past_it_the_asynchronous_way()
+    {
+        await using var first = await TestServer.StartAsync();
+        await using var second = await TestServer.StartAsync();
+        var budget = new BulkThreadBudget(3);
+        var payload = RandomBytes(1024 * 1024, 7);
+        RpcClient Client(TestServer server) =>
+            new(server.Endpoint, new RpcClientOptions { ConnectionsPerServer = 1, BulkConnectionsPerServer = 2, BulkThreadBudget = budget });
+
+        await using (var a = Client(first))
+        await using (var b = Client(second))
+        {
+            foreach (var client in new[] { a, b })
+            {
+                await Task.WhenAll(Enumerable.Range(0, 4).Select(async _ =>
+                {
+                    using var reply = await client.CallAsync(TestServer.Echo, null, payload);
+                    Assert.True(reply.Payload.Span.SequenceEqual(payload));
+                }));
+            }
+
+            Assert.Equal(3, budget.InUse);
+            var servers = first.Server.Connections.Concat(second.Server.Connections).Where(c => c.PeerHello!.Bulk || c.IsDedicated).ToList();
+            Assert.Equal(3, servers.Count(c => c.IsDedicated));
+            Assert.Equal(3, servers.Count);
+        }
+
+        await WaitUntilAsync(() => budget.InUse == 0);
+    }
+
+    [Fact]
     public async Task Pushes_sent_from_other_threads_reach_the_client_over_a_bulk_connection()
     {
         var received = new ConcurrentQueue<(int Index, int Length)>();

@@ -23,6 +23,13 @@ public sealed record RpcClientOptions
     /// </summary>
     public bool BulkThreads { get; init; } = true;
 
+    /// <summary>
+    /// Places for bulk connections with threads of their own, shared with other clients handed
+    /// the same budget (a client's pools to all its OSTs); null: no limit. A bulk connection that
+    /// finds none left runs the asynchronous way.
+    /// </summary>
+    public BulkThreadBudget? BulkThreadBudget { get; init; }
+
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>How long a call waits for its reply unless the call says otherwise.</summary>

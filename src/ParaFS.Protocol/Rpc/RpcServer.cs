@@ -18,13 +18,13 @@ public sealed class RpcServer : IAsyncDisposable
     private Socket? _listener;
     private Task _acceptLoop = Task.CompletedTask;
     private long _lastConnectionId;
-    private int _bulkThreads;
     private volatile string _fileSystemId;
 
     public RpcServer(RpcServerOptions options, RpcDispatcher dispatcher, ILoggerFactory? loggerFactory = null)
     {
         Options = options;
         Dispatcher = dispatcher;
+        BulkThreadPlaces = new BulkThreadBudget(options.MaxBulkThreads);
         _fileSystemId = options.FileSystemId;
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("ParaFS.Rpc");
     }
@@ -46,7 +46,9 @@ public sealed class RpcServer : IAsyncDisposable
     public ICollection<RpcServerConnection> Connections => _connections.Values;
 
     /// <summary>Bulk connections served on threads of their own right now (at most <see cref="RpcServerOptions.MaxBulkThreads"/>).</summary>
-    public int BulkThreads => Volatile.Read(ref _bulkThreads);
+    public int BulkThreads => BulkThreadPlaces.InUse;
+
+    internal BulkThreadBudget BulkThreadPlaces { get; }
 
     /// <summary>Raised when a connection has closed and its receive loop has ended.</summary>
     public event Action<RpcServerConnection>? ConnectionClosed;
@@ -119,20 +121,6 @@ public sealed class RpcServer : IAsyncDisposable
         await StopAsync().ConfigureAwait(false);
         _stopping.Dispose();
     }
-
-    /// <summary>Takes one of the <see cref="RpcServerOptions.MaxBulkThreads"/> places; false when none is left.</summary>
-    internal bool TryTakeBulkThread()
-    {
-        if (Interlocked.Increment(ref _bulkThreads) <= Options.MaxBulkThreads)
-        {
-            return true;
-        }
-
-        Interlocked.Decrement(ref _bulkThreads);
-        return false;
-    }
-
-    internal void ReturnBulkThread() => Interlocked.Decrement(ref _bulkThreads);
 
     private async Task AcceptLoopAsync()
     {

@@ -61,7 +61,7 @@ public sealed class RpcServerConnection : RpcChannel
         {
             _handshakeState = 1;
             var (hello, refusal) = CheckHandshake(request);
-            if (refusal is null && hello!.Bulk && _server.Options.BulkThreads && _server.TryTakeBulkThread())
+            if (refusal is null && hello!.Bulk && _server.Options.BulkThreads && _server.BulkThreadPlaces.TryTake())
             {
                 _holdsBulkThread = true;
                 // Decided before the reply goes out, which is then the first frame written with
@@ -90,7 +90,7 @@ public sealed class RpcServerConnection : RpcChannel
     {
         if (_holdsBulkThread)
         {
-            _server.ReturnBulkThread();
+            _server.BulkThreadPlaces.Return();
         }
 
         if (unfinished?.State is RpcRequest request)
