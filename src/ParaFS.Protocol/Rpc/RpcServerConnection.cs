@@ -8,7 +8,10 @@ namespace ParaFS.Protocol.Rpc;
 
 /// <summary>
 /// The serving side of one connection. Each call runs on the thread pool, so a slow call never
-/// holds up the others on its connection; the server can push messages back on it.
+/// holds up the others on its connection; the server can push messages back on it. On a bulk
+/// connection with a thread of its own, a call starts on that thread and goes to the pool only
+/// when it waits, so one that blocks (a slow disk write) holds up the calls behind it on that
+/// connection, and only there.
 /// </summary>
 public sealed class RpcServerConnection : RpcChannel
 {
