@@ -146,37 +146,26 @@ public abstract class RpcChannel : IAsyncDisposable
         try
         {
             Span<byte> fixedPart = stackalloc byte[FramePreamble.Size];
-            if (!ReceiveExactly(fixedPart, allowCleanEnd: true))
+            if (ReceiveExactly(fixedPart, allowCleanEnd: true))
             {
-                EndReceiveSide(null, reason);
-                return false;
-            }
+                var preamble = FramePreamble.TryRead(fixedPart, Limits, out var error) ?? throw new InvalidDataException(error);
+                var head = new byte[FramePreamble.Size + preamble.HeaderLength + preamble.MessageLength];
+                fixedPart.CopyTo(head);
+                ReceiveExactly(head.AsSpan(FramePreamble.Size), allowCleanEnd: false);
+                var sequence = new ReadOnlySequence<byte>(head);
+                if (FrameCodec.TryReadHead(ref sequence, Limits, out var frame, out error) != FrameHeadStatus.Complete)
+                {
+                    throw new InvalidDataException(error);
+                }
 
-            if (FramePreamble.TryRead(fixedPart, Limits, out var error) is not { } preamble)
-            {
-                Log.FrameRejected(Logger, Peer, error!);
-                EndReceiveSide(null, error!);
-                return false;
+                var sink = Wait(OnFrameHeadAsync(frame));
+                unfinished = sink;
+                ReceiveExactly(sink.Payload.Span[..preamble.PayloadLength], allowCleanEnd: false);
+                unfinished = null;
+                deadline.Dispose();
+                OnFrameComplete(frame.Header, sink);
+                return true;
             }
-
-            var head = new byte[FramePreamble.Size + preamble.HeaderLength + preamble.MessageLength];
-            fixedPart.CopyTo(head);
-            ReceiveExactly(head.AsSpan(FramePreamble.Size), allowCleanEnd: false);
-            var sequence = new ReadOnlySequence<byte>(head);
-            if (FrameCodec.TryReadHead(ref sequence, Limits, out var frame, out error) != FrameHeadStatus.Complete)
-            {
-                Log.FrameRejected(Logger, Peer, error!);
-                EndReceiveSide(null, error!);
-                return false;
-            }
-
-            var sink = Wait(OnFrameHeadAsync(frame));
-            unfinished = sink;
-            ReceiveExactly(sink.Payload.Span[..preamble.PayloadLength], allowCleanEnd: false);
-            unfinished = null;
-            deadline.Dispose();
-            OnFrameComplete(frame.Header, sink);
-            return true;
         }
         catch (Exception e)
         {
@@ -257,9 +246,7 @@ public abstract class RpcChannel : IAsyncDisposable
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
         {
-            var reason = $"send failed: {e.Message}";
-            Abort(reason);
-            throw new RpcException(Errno.ECONNRESET, $"connection to {Peer} lost: {reason}", e);
+            throw SendFailed(e);
         }
         finally
         {
@@ -422,6 +409,14 @@ public abstract class RpcChannel : IAsyncDisposable
         }
     }
 
+    /// <summary>Closes the connection after a failed send and returns what the sender throws.</summary>
+    private RpcException SendFailed(Exception e)
+    {
+        var reason = $"send failed: {e.Message}";
+        Abort(reason);
+        return new RpcException(Errno.ECONNRESET, $"connection to {Peer} lost: {reason}", e);
+    }
+
     private static T Wait<T>(ValueTask<T> pending) =>
         pending.IsCompletedSuccessfully ? pending.Result : pending.AsTask().GetAwaiter().GetResult();
 
@@ -498,9 +493,7 @@ public abstract class RpcChannel : IAsyncDisposable
             }
             catch (Exception e) when (e is SocketException or ObjectDisposedException)
             {
-                var reason = $"send failed: {e.Message}";
-                Abort(reason);
-                throw new RpcException(Errno.ECONNRESET, $"connection to {Peer} lost: {reason}", e);
+                throw SendFailed(e);
             }
         }
     }
@@ -546,9 +539,7 @@ public abstract class RpcChannel : IAsyncDisposable
                 var status = FrameCodec.TryReadHead(ref pending, Limits, out var head, out var error);
                 if (status == FrameHeadStatus.Invalid)
                 {
-                    reason = error!;
-                    Log.FrameRejected(Logger, Peer, reason);
-                    return;
+                    throw new InvalidDataException(error);
                 }
 
                 if (status == FrameHeadStatus.NeedMoreData)
@@ -622,7 +613,7 @@ public abstract class RpcChannel : IAsyncDisposable
                 return cutOff;
 
             case InvalidDataException:
-                // A frame of a kind this side does not take.
+                // A frame that does not parse or is over a limit, or of a kind this side does not take.
                 Log.FrameRejected(Logger, Peer, e.Message);
                 return e.Message;
 
