@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Collections.Concurrent;
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using Google.Protobuf;
@@ -54,7 +53,7 @@ public abstract class RpcChannel : IAsyncDisposable
     private static RpcChannel? t_ioThreadOf;
 
     private readonly Lock _blockingSendGate = new();
-    private BlockingCollection<OutgoingFrame>? _outgoing;
+    private WaitingQueue<OutgoingFrame>? _outgoing;
     private int _senderStarted;
 
     protected RpcChannel(Socket socket, FrameLimits limits, ILogger logger, string peer)
@@ -115,7 +114,7 @@ public abstract class RpcChannel : IAsyncDisposable
     /// next (or the thread already receiving, on a server) reads with blocking calls. The socket
     /// must not have had an asynchronous operation yet: those leave its descriptor non-blocking.
     /// </summary>
-    protected void UseDedicatedThreads() => _outgoing = new BlockingCollection<OutgoingFrame>();
+    protected void UseDedicatedThreads() => _outgoing = new WaitingQueue<OutgoingFrame>();
 
     /// <summary>
     /// Reads exactly one frame with blocking calls (no more bytes than it holds), waiting at most
@@ -289,7 +288,7 @@ public abstract class RpcChannel : IAsyncDisposable
         }
 
         _socket.Dispose();
-        _outgoing?.CompleteAdding();
+        _outgoing?.Complete();
         OnClosed(reason);
     }
 
@@ -435,7 +434,7 @@ public abstract class RpcChannel : IAsyncDisposable
     }
 
     /// <summary>Sends one frame on a bulk connection: inline on its own threads, else through its sending thread.</summary>
-    private async ValueTask SendBlockingAsync(BlockingCollection<OutgoingFrame> outgoing, CallHeader header, IMessage? message, ReadOnlyMemory<byte> payload)
+    private async ValueTask SendBlockingAsync(WaitingQueue<OutgoingFrame> outgoing, CallHeader header, IMessage? message, ReadOnlyMemory<byte> payload)
     {
         var head = new ArrayBufferWriter<byte>(256);
         FrameCodec.WriteHead(head, header, message, payload.Length);
@@ -452,14 +451,10 @@ public abstract class RpcChannel : IAsyncDisposable
             StartThread(SendLoopBlocking, "rpc-bulk-send");
         }
 
-        try
-        {
-            outgoing.Add(frame);
-        }
-        catch (InvalidOperationException)
+        if (!outgoing.TryAdd(frame))
         {
             ThrowIfClosed();
-            throw;
+            throw new RpcException(Errno.ENOTCONN, $"connection to {Peer} is closed");
         }
 
         await frame.Sent.Task.ConfigureAwait(false);
@@ -467,7 +462,7 @@ public abstract class RpcChannel : IAsyncDisposable
 
     private void SendLoopBlocking()
     {
-        foreach (var frame in _outgoing!.GetConsumingEnumerable())
+        while (_outgoing!.Take() is { } frame)
         {
             try
             {
