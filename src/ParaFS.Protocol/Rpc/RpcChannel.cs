@@ -54,6 +54,7 @@ public abstract class RpcChannel : IAsyncDisposable
 
     private readonly Lock _blockingSendGate = new();
     private WaitingQueue<OutgoingFrame>? _outgoing;
+    private BulkThreadBudget? _threadPlace;
     private int _senderStarted;
 
     protected RpcChannel(Socket socket, FrameLimits limits, ILogger logger, string peer)
@@ -113,8 +114,14 @@ public abstract class RpcChannel : IAsyncDisposable
     /// its own threads, or a sending thread started for the others), and the receive loop started
     /// next (or the thread already receiving, on a server) reads with blocking calls. The socket
     /// must not have had an asynchronous operation yet: those leave its descriptor non-blocking.
+    /// <paramref name="place"/> is the budget whose place the connection took for its threads, if
+    /// any: given back when the receive side ends, however the connection goes.
     /// </summary>
-    protected void UseDedicatedThreads() => _outgoing = new WaitingQueue<OutgoingFrame>();
+    protected void UseDedicatedThreads(BulkThreadBudget? place)
+    {
+        _threadPlace = place;
+        _outgoing = new WaitingQueue<OutgoingFrame>();
+    }
 
     /// <summary>
     /// Reads exactly one frame with blocking calls (no more bytes than it holds), waiting at most
@@ -624,6 +631,7 @@ public abstract class RpcChannel : IAsyncDisposable
     private void EndReceiveSide(FrameSink? unfinished, string reason)
     {
         Abort(CloseReason ?? reason);
+        Interlocked.Exchange(ref _threadPlace, null)?.Return();
         OnReceiveEnded(unfinished, CloseReason ?? reason);
         _receiveEnded.TrySetResult();
     }

@@ -20,7 +20,6 @@ public sealed class RpcClientConnection : RpcChannel
     private readonly RpcClientOptions _options;
     private readonly Timer _deadlineTimer;
     private long _lastCallId;
-    private BulkThreadBudget? _budget;
 
     private RpcClientConnection(Socket socket, RpcEndpoint endpoint, RpcClientOptions options, ILogger logger)
         : base(socket, options.Limits, logger, endpoint.Text)
@@ -121,9 +120,7 @@ public sealed class RpcClientConnection : RpcChannel
         var connection = new RpcClientConnection(socket, endpoint, options, logger);
         if (bulk && (options.BulkThreadBudget is not { } budget || budget.TryTake()))
         {
-            // Given back when the receive side ends, however the connection goes.
-            connection._budget = options.BulkThreadBudget;
-            connection.UseDedicatedThreads();
+            connection.UseDedicatedThreads(options.BulkThreadBudget);
         }
 
         connection.StartReceiving();
@@ -261,7 +258,6 @@ public sealed class RpcClientConnection : RpcChannel
 
     protected override void OnReceiveEnded(FrameSink? unfinished, string reason)
     {
-        Interlocked.Exchange(ref _budget, null)?.Return();
         var failure = new RpcException(Errno.ECONNRESET, $"connection to {Peer} lost: {reason}");
         switch (unfinished?.State)
         {

@@ -18,7 +18,6 @@ public sealed class RpcServerConnection : RpcChannel
     private readonly RpcServer _server;
     private readonly SemaphoreSlim _slots;
     private int _handshakeState;
-    private bool _holdsBulkThread;
 
     internal RpcServerConnection(RpcServer server, Socket socket, long id, string address, ILogger logger)
         : base(socket, server.Options.Limits, logger, address)
@@ -66,10 +65,9 @@ public sealed class RpcServerConnection : RpcChannel
             var (hello, refusal) = CheckHandshake(request);
             if (refusal is null && hello!.Bulk && _server.Options.BulkThreads && _server.BulkThreadPlaces.TryTake())
             {
-                _holdsBulkThread = true;
                 // Decided before the reply goes out, which is then the first frame written with
                 // a blocking call; this thread goes on as the connection's receiving thread.
-                UseDedicatedThreads();
+                UseDedicatedThreads(_server.BulkThreadPlaces);
             }
 
             _ = AnswerHandshakeAsync(request, hello, refusal);
@@ -91,11 +89,6 @@ public sealed class RpcServerConnection : RpcChannel
 
     protected override void OnReceiveEnded(FrameSink? unfinished, string reason)
     {
-        if (_holdsBulkThread)
-        {
-            _server.BulkThreadPlaces.Return();
-        }
-
         if (unfinished?.State is RpcRequest request)
         {
             request.Dispose();

@@ -29,7 +29,8 @@ public sealed record RpcServerOptions
 
     /// <summary>
     /// Serves a bulk connection (one whose handshake says <c>bulk</c>) on a thread of its own with
-    /// blocking socket calls, its calls run there one at a time; false serves it like any other.
+    /// blocking socket calls: a call starts there, and one that waits finishes on the thread pool.
+    /// False serves it like any other.
     /// </summary>
     public bool BulkThreads { get; init; } = true;
 
