@@ -12,6 +12,7 @@ import sys
 
 results, quick, targets, rounds, commit = sys.argv[1], sys.argv[2] == "1", sys.argv[3], int(sys.argv[4]), sys.argv[5]
 settle = sys.argv[6] if len(sys.argv) > 6 else "?"
+mount_options = sys.argv[7] if len(sys.argv) > 7 else "none"
 
 JOBS = [
     ("a", "a", "checkpoint write 1x, bs=1M, end_fsync", "write", "bw"),
@@ -27,6 +28,7 @@ JOBS = [
     ("f-unlink", "f", "unlink small files", "read", "iops"),
     ("g-alone", "g", "random 4 KiB read latency, alone", "read", "lat"),
     ("g-during-write", "g", "random 4 KiB read latency, during (a)", "read", "lat"),
+    ("g-writer", "g", "the (a) writer beside those reads (its rate while paced for them)", "write", "bw"),
     ("g-during-direct-write", "g", "random 4 KiB read latency, beside an O_DIRECT 1 MiB writer (local only: the device's own limit)", "read", "lat"),
 ]
 
@@ -161,7 +163,7 @@ header = [
     f"# ParaFS benchmark ({'quick smoke run' if quick else 'full'})",
     "",
     f"commit {commit}; {targets} targets; {rounds} round{'s' if rounds > 1 else ''}; {machine['cpus']} cores, {machine['memory']} memory, kernel {machine['kernel']}",
-    f"ParaFS mount (parafs up, loopback) and a local directory on the same disk: {machine['disk']}",
+    f"ParaFS mount (parafs up, loopback; mount options: {mount_options}) and a local directory on the same disk: {machine['disk']}",
     "ratio = ParaFS / local (for latency: local p99 / ParaFS p99); higher is better"
     + ("; each cell: median (min-max) of the rounds, the ratio taken within each round" if rounds > 1 else ""),
     "",
@@ -173,4 +175,4 @@ print(report)
 with open(os.path.join(results, "report.md"), "w") as f:
     f.write(report)
 with open(os.path.join(results, "results.json"), "w") as f:
-    json.dump({"commit": commit, "quick": quick, "targets": int(targets), "rounds": rounds, "machine": machine, "jobs": records}, f, indent=2)
+    json.dump({"commit": commit, "quick": quick, "targets": int(targets), "rounds": rounds, "mount_options": mount_options, "machine": machine, "jobs": records}, f, indent=2)

@@ -24,6 +24,7 @@ internal static class MountCommand
           -o readers=N        threads reading /dev/fuse (default 4)
           -o cache=SECONDS    how long the kernel trusts attributes (default 1)
           -o readahead=KB     the kernel's read-ahead for the mount (default 4096; 0 keeps the kernel's)
+          -o readprio=on|off  pace large writes while they slow small reads down (default on)
           (other -o options that mount(8) passes, such as rw, dev, suid, are accepted and ignored)
 
         For /etc/fstab, install scripts/mount.fuse.parafs as /sbin/mount.fuse.parafs:
@@ -169,7 +170,8 @@ internal static class MountCommand
         return 1;
     }
 
-    private static MountSettings Settings(string options)
+    /// <summary>The -o options of a mount (parafs mount and parafs up take the same).</summary>
+    internal static MountSettings Settings(string options)
     {
         var settings = new MountSettings();
         foreach (var option in options.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
@@ -180,6 +182,7 @@ internal static class MountCommand
                 "allow_other" => settings with { AllowOther = true },
                 "private" => settings with { AllowOther = false },
                 "readers" => settings with { ReaderThreads = int.TryParse(value, out var n) && n is >= 1 and <= 64 ? n : throw new UsageException($"parafs mount: -o readers={value}: a number from 1 to 64") },
+                "readprio" => settings with { ReadPriority = value switch { "on" or "" => true, "off" => false, _ => throw new UsageException($"parafs mount: -o readprio={value}: on or off") } },
                 "readahead" => settings with { ReadAheadKb = int.TryParse(value, out var kb) && kb >= 0 ? kb : throw new UsageException($"parafs mount: -o readahead={value}: KiB, e.g. 4096") },
                 "cache" => settings with { CacheTimeout = double.TryParse(value, System.Globalization.CultureInfo.InvariantCulture, out var s) && s >= 0 ? TimeSpan.FromSeconds(s) : throw new UsageException($"parafs mount: -o cache={value}: seconds, e.g. 1 or 0.5") },
                 _ => settings,

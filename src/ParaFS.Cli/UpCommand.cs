@@ -47,6 +47,7 @@ internal static class UpCommand
                               ... in the block store on the namespaces of an NVMe/TCP target,
                               through ParaFS's own NVMe/TCP host: target N uses namespace N
                               (1, 2, ...); each namespace must be blank or this file system's
+          -o OPTIONS          mount options, as for parafs mount -o (e.g. readprio=off)
           --verbose           log every daemon's lines, not just warnings
         """;
 
@@ -93,7 +94,7 @@ internal static class UpCommand
 
         try
         {
-            return await UpAsync(new Tools.ToolArgs("up", argv, ["--targets", "--pools", "--data", "--mount", "--stripe-count", "--stripe-size", "--store", "--backend", "--device-size"], ["--verbose"])).ConfigureAwait(false);
+            return await UpAsync(new Tools.ToolArgs("up", argv, ["--targets", "--pools", "--data", "--mount", "--stripe-count", "--stripe-size", "--store", "--backend", "--device-size", "-o"], ["--verbose"])).ConfigureAwait(false);
         }
         catch (UsageException e)
         {
@@ -111,6 +112,7 @@ internal static class UpCommand
     {
         var data = Path.GetFullPath(args.Value("--data") ?? ".parafs");
         var mountPoint = Path.GetFullPath(args.Value("--mount") ?? "mnt");
+        var mountSettings = MountCommand.Settings(args.Value("-o") ?? "");
         var pools = Pools(args);
         Directory.CreateDirectory(data);
         var state = LoadState(data, pools, args.Value("--pools") is not null || args.Value("--targets") is not null, args.Value("--backend"));
@@ -168,7 +170,7 @@ internal static class UpCommand
 
             await ApplyStripeFlagsAsync(mds, args).ConfigureAwait(false);
             Directory.CreateDirectory(mountPoint);
-            await using var mount = await ParaFsMount.MountAsync(mds.Endpoint, mountPoint, new MountSettings(), loggerFactory, stop.Token).ConfigureAwait(false);
+            await using var mount = await ParaFsMount.MountAsync(mds.Endpoint, mountPoint, mountSettings, loggerFactory, stop.Token).ConfigureAwait(false);
             Console.WriteLine($"ParaFS {mds.FileSystemName} ({mds.FileSystemId}) is mounted at {mountPoint}: {osts.Count} targets, MDS {mds.Endpoint}.");
             Console.WriteLine($"Try: dd if=/dev/urandom of={mountPoint}/a bs=1M count=256; parafs getstripe {mountPoint}/a; parafs df {mountPoint}");
             Console.WriteLine($"Stop with Ctrl-C (or kill -TERM {Environment.ProcessId}): it unmounts and stops everything.");

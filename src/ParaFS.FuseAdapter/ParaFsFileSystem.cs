@@ -13,8 +13,11 @@ namespace ParaFS.FuseAdapter;
 /// file's layout and sets a directory's default (or an empty file's layout), as CephFS's
 /// <c>ceph.file.layout</c> does.
 /// </summary>
-public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cacheTimeout = null) : IFuseFileSystem
+public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cacheTimeout = null, bool readPriority = false) : IFuseFileSystem
 {
+    /// <summary>Paces large writes while they slow small reads down (see <see cref="ReadPriorityThrottle"/>); null when off.</summary>
+    private readonly ReadPriorityThrottle? _readPriority = readPriority ? new ReadPriorityThrottle() : null;
+
     public const string LayoutXattr = "parafs.layout";
 
     private const int EBADF = 9;
@@ -203,6 +206,7 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
 
     public async ValueTask<int> ReadAsync(FuseContext context, ulong nodeId, ulong fileHandle, long offset, Memory<byte> destination)
     {
+        var started = _readPriority?.ReadStarted() ?? 0;
         try
         {
             return await client.ReadAsync(Handle(fileHandle), offset, destination, context.Cancellation).ConfigureAwait(false);
@@ -210,6 +214,10 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
         catch (ParaFsException e)
         {
             throw Translate(e);
+        }
+        finally
+        {
+            _readPriority?.ReadFinished(started, destination.Length);
         }
     }
 
@@ -223,7 +231,14 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
             // A large write's bytes stay in the kernel request's buffer until they are sent, not
             // copied; a small one is copied, so a few bytes never pin a whole request buffer.
             var owner = data.Length >= RetainedWriteBytes ? context.RetainRequest() : null;
-            return await client.WriteAsync(Handle(fileHandle), offset, data, owner, NotInterruptible).ConfigureAwait(false);
+            var written = await client.WriteAsync(Handle(fileHandle), offset, data, owner, NotInterruptible).ConfigureAwait(false);
+            if (_readPriority is { } throttle)
+            {
+                // The bytes are accepted; the writer's next write waits while small reads need the room.
+                await throttle.BeforeWriteReplyAsync(data.Length).ConfigureAwait(false);
+            }
+
+            return written;
         }
         catch (ParaFsException e)
         {

@@ -30,6 +30,12 @@ public sealed record MountSettings
     /// </summary>
     public int ReadAheadKb { get; init; } = 4 * 1024;
 
+    /// <summary>
+    /// Small reads come first: while large writes make them slow, the writes' replies are paced
+    /// (see <see cref="ReadPriorityThrottle"/>). Writes alone, and reads alone, are never held back.
+    /// </summary>
+    public bool ReadPriority { get; init; } = true;
+
     /// <summary>The kernel reads ahead for the mount (<see cref="ReadAheadKb"/>); the client core's own read-ahead would fetch the same bytes again.</summary>
     public ClientOptions Client { get; init; } = new() { ReadAheadRows = 0 };
 }
@@ -89,7 +95,7 @@ public sealed class ParaFsMount : IAsyncDisposable
             throw;
         }
 
-        var fileSystem = new ParaFsFileSystem(client, settings.CacheTimeout)
+        var fileSystem = new ParaFsFileSystem(client, settings.CacheTimeout, settings.ReadPriority)
         {
             InvalidateInode = ino => session.InvalidateInode(ino, 0, 0),
             InvalidateEntry = (parent, name) => session.InvalidateEntry(parent, name),

@@ -1,0 +1,259 @@
+using System.Diagnostics;
+
+namespace ParaFS.FuseAdapter;
+
+/// <summary>
+/// Keeps small reads fast while large writes stream into the mount: the idea of the kernel's
+/// writeback throttling, applied where a FUSE mount takes writes in. (The kernel throttles
+/// buffered writeback for the sake of reads; a FUSE write is not writeback, so nothing holds
+/// a checkpoint writer back, and on a busy node its copies and its direct writes on the OSTs
+/// take the CPUs and the disks from a data loader's reads.)
+/// <para>
+/// The latency of small reads (at most <see cref="SmallReadBytes"/>) is taken in windows of
+/// <see cref="Window"/>. A window without large writes sets the baseline, the reads' median. In a
+/// window with large writes, more than <see cref="SlowShare"/> of the reads taking longer than
+/// <see cref="SlowFactor"/> times the baseline halves the rate at which large writes are
+/// answered (a writer waits for its reply, so it writes less); a window without that raises the
+/// rate by a quarter, until there is no limit again. The limit holds only while small reads are
+/// going on: writes alone always run at full speed, and nothing is held back before a baseline
+/// exists. Write data is never delayed on its way to the OSTs, only the next write's intake.
+/// </para>
+/// </summary>
+internal sealed class ReadPriorityThrottle
+{
+    /// <summary>Reads up to this size are the ones protected (a data loader's random reads).</summary>
+    public const int SmallReadBytes = 128 * 1024;
+
+    /// <summary>Writes from this size on are the ones paced (a checkpoint's streaming writes).</summary>
+    public const int LargeWriteBytes = 128 * 1024;
+
+    /// <summary>A read slower than this many times the baseline median counts as slow.</summary>
+    public const double SlowFactor = 6;
+
+    /// <summary>More slow reads than this share of a window's reads means the writes are in the way.</summary>
+    public const double SlowShare = 0.01;
+
+    /// <summary>The lowest write rate the throttle sets, in bytes per second: writers always progress.</summary>
+    public const long FloorBytesPerSecond = 32L << 20;
+
+    /// <summary>A limit raised past this (bytes per second) is dropped.</summary>
+    public const long CeilingBytesPerSecond = 64L << 30;
+
+    /// <summary>A window with fewer small reads than this says nothing about them.</summary>
+    public const int MinimumReads = 50;
+
+    public static readonly TimeSpan Window = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Small reads count as going on for this long after the last one finished.</summary>
+    public static readonly TimeSpan ReadsActive = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>Waits shorter than this are not slept (a timer is that coarse); they stay owed.</summary>
+    private static readonly TimeSpan ShortestWait = TimeSpan.FromMilliseconds(1);
+
+    private const int BucketsPerOctave = 8;
+    private const int Buckets = BucketsPerOctave * 25; // up to 2^25 us, about half a minute
+
+    private readonly Func<long> _clock;
+    private readonly long _frequency;
+    private readonly long _windowTicks;
+    private readonly long _activeTicks;
+    private readonly Lock _lock = new();
+    private readonly int[] _histogram = new int[Buckets];
+
+    private long _windowStart;
+    private int _reads;
+    private int _slowReads;
+    private long _writeBytes;
+    private long _lastRead = long.MinValue / 2;
+    private double _baselineTicks;
+    private long _limit;
+    private long _nextSlot;
+
+    /// <summary>A throttle on the monotonic clock.</summary>
+    public ReadPriorityThrottle()
+        : this(Stopwatch.GetTimestamp, Stopwatch.Frequency)
+    {
+    }
+
+    /// <summary>A throttle on <paramref name="clock"/>, which ticks <paramref name="frequency"/> times a second (tests drive it).</summary>
+    public ReadPriorityThrottle(Func<long> clock, long frequency)
+    {
+        _clock = clock;
+        _frequency = frequency;
+        _windowTicks = (long)(Window.TotalSeconds * frequency);
+        _activeTicks = (long)(ReadsActive.TotalSeconds * frequency);
+        _windowStart = clock();
+    }
+
+    /// <summary>The limit on large writes in bytes per second as of now (a window that is over is judged first); 0 when there is none.</summary>
+    public long LimitBytesPerSecond
+    {
+        get
+        {
+            lock (_lock)
+            {
+                Roll(_clock());
+                return _limit;
+            }
+        }
+    }
+
+    /// <summary>The baseline median of small reads as of now, or zero before a window without writes set it.</summary>
+    public TimeSpan Baseline
+    {
+        get
+        {
+            lock (_lock)
+            {
+                Roll(_clock());
+                return TimeSpan.FromSeconds(_baselineTicks / _frequency);
+            }
+        }
+    }
+
+    /// <summary>Marks the start of a read; pass the result to <see cref="ReadFinished"/>.</summary>
+    public long ReadStarted() => _clock();
+
+    /// <summary>A read of <paramref name="bytes"/> that started at <paramref name="started"/> has its answer.</summary>
+    public void ReadFinished(long started, int bytes)
+    {
+        if (bytes > SmallReadBytes)
+        {
+            return;
+        }
+
+        var now = _clock();
+        var took = Math.Max(0, now - started);
+        lock (_lock)
+        {
+            Roll(now);
+            _lastRead = now;
+            _reads++;
+            _histogram[Bucket(took)]++;
+            if (_baselineTicks > 0 && took > _baselineTicks * SlowFactor)
+            {
+                _slowReads++;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Books a write of <paramref name="bytes"/> and says how long its reply should wait: zero
+    /// unless the write is large, small reads are going on and the windows set a limit.
+    /// </summary>
+    public TimeSpan ReserveWrite(int bytes)
+    {
+        if (bytes < LargeWriteBytes)
+        {
+            return TimeSpan.Zero;
+        }
+
+        var now = _clock();
+        long wait;
+        lock (_lock)
+        {
+            Roll(now);
+            _writeBytes += bytes;
+            if (_limit == 0 || now - _lastRead > _activeTicks)
+            {
+                _nextSlot = now;
+                return TimeSpan.Zero;
+            }
+
+            var slot = Math.Max(_nextSlot, now);
+            _nextSlot = slot + (long)((double)bytes * _frequency / _limit);
+            wait = slot - now;
+        }
+
+        return TimeSpan.FromSeconds((double)wait / _frequency);
+    }
+
+    /// <summary>Waits as long as <see cref="ReserveWrite"/> says (not at all for waits under a millisecond: they stay owed).</summary>
+    public ValueTask BeforeWriteReplyAsync(int bytes)
+    {
+        var wait = ReserveWrite(bytes);
+        return wait < ShortestWait ? ValueTask.CompletedTask : new ValueTask(Task.Delay(wait));
+    }
+
+    /// <summary>Closes the window if it is over: learns the baseline or moves the limit.</summary>
+    private void Roll(long now)
+    {
+        if (now - _windowStart < _windowTicks)
+        {
+            return;
+        }
+
+        var seconds = (double)Math.Max(now - _windowStart, _windowTicks) / _frequency;
+        Judge(seconds, now);
+        _windowStart = now;
+        _reads = 0;
+        _slowReads = 0;
+        _writeBytes = 0;
+        Array.Clear(_histogram);
+    }
+
+    private void Judge(double seconds, long now)
+    {
+        if (_reads < MinimumReads)
+        {
+            if (now - _lastRead > _frequency)
+            {
+                // No reads for a second: whatever limit there was belongs to a past workload.
+                _limit = 0;
+            }
+
+            return;
+        }
+
+        if (_writeBytes == 0)
+        {
+            var median = Median();
+            _baselineTicks = _baselineTicks == 0 ? median : (_baselineTicks * 3 + median) / 4;
+            return;
+        }
+
+        if (_baselineTicks == 0)
+        {
+            return;
+        }
+
+        if (_slowReads > _reads * SlowShare)
+        {
+            var observed = (long)(_writeBytes / seconds);
+            var from = _limit == 0 ? observed : Math.Min(_limit, observed);
+            _limit = Math.Max(FloorBytesPerSecond, from / 2);
+        }
+        else if (_limit != 0)
+        {
+            _limit += _limit / 4;
+            if (_limit >= CeilingBytesPerSecond)
+            {
+                _limit = 0;
+            }
+        }
+    }
+
+    private int Bucket(long ticks)
+    {
+        var micros = ticks * 1_000_000.0 / _frequency;
+        return (int)Math.Clamp(Math.Log2(micros + 1) * BucketsPerOctave, 0, Buckets - 1);
+    }
+
+    /// <summary>The window's median read latency in ticks, at the middle of its bucket.</summary>
+    private double Median()
+    {
+        var half = (_reads + 1) / 2;
+        var seen = 0;
+        for (var i = 0; i < Buckets; i++)
+        {
+            seen += _histogram[i];
+            if (seen >= half)
+            {
+                var micros = Math.Pow(2, (i + 0.5) / BucketsPerOctave) - 1;
+                return micros * _frequency / 1_000_000.0;
+            }
+        }
+
+        return 0;
+    }
+}
