@@ -10,13 +10,17 @@ namespace ParaFS.FuseAdapter;
 /// take the CPUs and the disks from a data loader's reads.)
 /// <para>
 /// The latency of small reads (at most <see cref="SmallReadBytes"/>) is taken in windows of
-/// <see cref="Window"/>. A window without large writes sets the baseline, the reads' median. In a
-/// window with large writes, more than <see cref="SlowShare"/> of the reads taking longer than
-/// <see cref="SlowFactor"/> times the baseline halves the rate at which large writes are
-/// answered (a writer waits for its reply, so it writes less); a window without that raises the
-/// rate by a quarter, until there is no limit again. The limit holds only while small reads are
-/// going on: writes alone always run at full speed, and nothing is held back before a baseline
-/// exists. Write data is never delayed on its way to the OSTs, only the next write's intake.
+/// <see cref="Window"/>. A window without large writes sets the baseline: the reads' median, and
+/// the share of them that take longer than <see cref="SlowFactor"/> times it (a workload that
+/// misses a cache now and then has such reads of its own). In a window with large writes, a share
+/// of slow reads over the baseline's by more than <see cref="SlowShare"/> halves the rate at which
+/// large writes are answered (a writer waits for its reply, so it writes less); a window without
+/// that raises the rate by a quarter, until there is no limit again. Reads still slow with the
+/// writes held to the floor are not slowed by the writes: that window becomes the baseline, and
+/// the limit rises again (a change of workload must not hold a checkpoint at a trickle). The
+/// limit holds only while small reads are going on: writes alone always run at full speed, and
+/// nothing is held back before a baseline exists. Write data is never delayed on its way to the
+/// OSTs, only the next write's intake.
 /// </para>
 /// </summary>
 internal sealed class ReadPriorityThrottle
@@ -30,7 +34,7 @@ internal sealed class ReadPriorityThrottle
     /// <summary>A read slower than this many times the baseline median counts as slow.</summary>
     public const double SlowFactor = 6;
 
-    /// <summary>More slow reads than this share of a window's reads means the writes are in the way.</summary>
+    /// <summary>A share of slow reads over the baseline's by more than this means the writes are in the way.</summary>
     public const double SlowShare = 0.01;
 
     /// <summary>The lowest write rate the throttle sets, in bytes per second: writers always progress.</summary>
@@ -42,6 +46,7 @@ internal sealed class ReadPriorityThrottle
     /// <summary>A window with fewer small reads than this says nothing about them.</summary>
     public const int MinimumReads = 50;
 
+    /// <summary>How long the reads of one judgement are gathered.</summary>
     public static readonly TimeSpan Window = TimeSpan.FromMilliseconds(100);
 
     /// <summary>Small reads count as going on for this long after the last one finished.</summary>
@@ -62,10 +67,10 @@ internal sealed class ReadPriorityThrottle
 
     private long _windowStart;
     private int _reads;
-    private int _slowReads;
     private long _writeBytes;
     private long _lastRead = long.MinValue / 2;
     private double _baselineTicks;
+    private double _baselineSlowShare;
     private long _limit;
     private long _nextSlot;
 
@@ -130,10 +135,6 @@ internal sealed class ReadPriorityThrottle
             _lastRead = now;
             _reads++;
             _histogram[Bucket(took)]++;
-            if (_baselineTicks > 0 && took > _baselineTicks * SlowFactor)
-            {
-                _slowReads++;
-            }
         }
     }
 
@@ -187,7 +188,6 @@ internal sealed class ReadPriorityThrottle
         Judge(seconds, now);
         _windowStart = now;
         _reads = 0;
-        _slowReads = 0;
         _writeBytes = 0;
         Array.Clear(_histogram);
     }
@@ -207,8 +207,7 @@ internal sealed class ReadPriorityThrottle
 
         if (_writeBytes == 0)
         {
-            var median = Median();
-            _baselineTicks = _baselineTicks == 0 ? median : (_baselineTicks * 3 + median) / 4;
+            Learn(_baselineTicks == 0 ? 1 : 0.25);
             return;
         }
 
@@ -217,7 +216,14 @@ internal sealed class ReadPriorityThrottle
             return;
         }
 
-        if (_slowReads > _reads * SlowShare)
+        var congested = ShareAbove(_baselineTicks * SlowFactor) > _baselineSlowShare + SlowShare;
+        if (congested && _limit == FloorBytesPerSecond)
+        {
+            // Still slow with the writes held to a trickle: the writes are not what slows these
+            // reads (they may come from the disk now, not from a cache). They are the new normal.
+            Learn(1);
+        }
+        else if (congested)
         {
             var observed = (long)(_writeBytes / seconds);
             var from = _limit == 0 ? observed : Math.Min(_limit, observed);
@@ -233,10 +239,31 @@ internal sealed class ReadPriorityThrottle
         }
     }
 
+    /// <summary>Moves the baseline toward this window's reads by <paramref name="weight"/> (1: this window alone).</summary>
+    private void Learn(double weight)
+    {
+        var median = Median();
+        var share = ShareAbove(median * SlowFactor);
+        _baselineTicks = (_baselineTicks * (1 - weight)) + (median * weight);
+        _baselineSlowShare = (_baselineSlowShare * (1 - weight)) + (share * weight);
+    }
+
     private int Bucket(long ticks)
     {
         var micros = ticks * 1_000_000.0 / _frequency;
         return (int)Math.Clamp(Math.Log2(micros + 1) * BucketsPerOctave, 0, Buckets - 1);
+    }
+
+    /// <summary>The share of the window's reads in buckets wholly above <paramref name="ticks"/>.</summary>
+    private double ShareAbove(double ticks)
+    {
+        var above = 0;
+        for (var i = Bucket((long)ticks) + 1; i < Buckets; i++)
+        {
+            above += _histogram[i];
+        }
+
+        return (double)above / _reads;
     }
 
     /// <summary>The window's median read latency in ticks, at the middle of its bucket.</summary>

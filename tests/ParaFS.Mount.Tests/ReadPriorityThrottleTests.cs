@@ -47,7 +47,7 @@ public sealed class ReadPriorityThrottleTests
     public void The_limit_rises_again_while_reads_stay_fast_and_goes_at_the_ceiling()
     {
         Window(reads: 200, readMicros: 20, writes: 0);
-        for (var i = 0; i < 12; i++)
+        for (var i = 0; i < 12 && _throttle.LimitBytesPerSecond != ReadPriorityThrottle.FloorBytesPerSecond; i++)
         {
             Window(reads: 200, readMicros: 20, writes: 50, slowEvery: 5);
         }
@@ -65,6 +65,44 @@ public sealed class ReadPriorityThrottleTests
         }
 
         Assert.Equal(0, _throttle.LimitBytesPerSecond);
+    }
+
+    [Fact]
+    public void Reads_still_slow_with_the_writes_at_the_floor_become_the_baseline()
+    {
+        Window(reads: 200, readMicros: 20, writes: 0);
+        for (var i = 0; i < 12 && _throttle.LimitBytesPerSecond != ReadPriorityThrottle.FloorBytesPerSecond; i++)
+        {
+            Window(reads: 200, readMicros: 400, writes: 50);
+        }
+
+        Assert.Equal(ReadPriorityThrottle.FloorBytesPerSecond, _throttle.LimitBytesPerSecond);
+        Window(reads: 200, readMicros: 400, writes: 50);
+        Assert.InRange(_throttle.Baseline.TotalMicroseconds, 350, 450);
+
+        // Judged against reads like these, the writes no longer slow them: the limit rises.
+        Window(reads: 200, readMicros: 400, writes: 50);
+        Window(reads: 10, readMicros: 400, writes: 0);
+        Assert.True(_throttle.LimitBytesPerSecond > ReadPriorityThrottle.FloorBytesPerSecond);
+    }
+
+    [Fact]
+    public void Slow_reads_the_workload_has_anyway_do_not_hold_writes_back()
+    {
+        // A fifth of the reads miss a cache, with or without writes.
+        Window(reads: 200, readMicros: 20, writes: 0, slowEvery: 5);
+        Window(reads: 200, readMicros: 20, writes: 0, slowEvery: 5);
+        for (var i = 0; i < 10; i++)
+        {
+            Window(reads: 200, readMicros: 20, writes: 1000, slowEvery: 5);
+        }
+
+        Assert.Equal(0, _throttle.LimitBytesPerSecond);
+
+        // Twice as many slow reads with the writes on: those are the writes' doing.
+        Window(reads: 200, readMicros: 20, writes: 1000, slowEvery: 2);
+        Window(reads: 10, readMicros: 20, writes: 0);
+        Assert.NotEqual(0, _throttle.LimitBytesPerSecond);
     }
 
     [Fact]
