@@ -15,7 +15,7 @@ namespace ParaFS.FuseAdapter;
 /// misses a cache now and then has such reads of its own). In a window with large writes, a share
 /// of slow reads over the baseline's by more than <see cref="SlowShare"/> halves the rate at which
 /// large writes are answered (a writer waits for its reply, so it writes less); a window without
-/// that raises the rate by a quarter, until there is no limit again. Reads still slow with the
+/// that raises the rate by an eighth, until there is no limit again. Reads still slow with the
 /// writes held to the floor are not slowed by the writes: that window becomes the baseline, and
 /// the limit rises again (a change of workload must not hold a checkpoint at a trickle). The
 /// limit holds only while small reads are going on: writes alone always run at full speed, and
@@ -231,7 +231,7 @@ internal sealed class ReadPriorityThrottle
         }
         else if (_limit != 0)
         {
-            _limit += _limit / 4;
+            _limit += _limit / 8;
             if (_limit >= CeilingBytesPerSecond)
             {
                 _limit = 0;

@@ -57,9 +57,9 @@ public sealed class ReadPriorityThrottleTests
 
         Window(reads: 200, readMicros: 20, writes: 10);
         Window(reads: 10, readMicros: 20, writes: 0);
-        Assert.Equal(low + (low / 4), _throttle.LimitBytesPerSecond);
+        Assert.Equal(low + (low / 8), _throttle.LimitBytesPerSecond);
 
-        for (var i = 0; i < 60 && _throttle.LimitBytesPerSecond != 0; i++)
+        for (var i = 0; i < 100 && _throttle.LimitBytesPerSecond != 0; i++)
         {
             Window(reads: 200, readMicros: 20, writes: 10);
         }
