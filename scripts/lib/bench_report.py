@@ -28,7 +28,7 @@ JOBS = [
     ("f-unlink", "f", "unlink small files", "read", "iops"),
     ("g-alone", "g", "random 4 KiB read latency, alone", "read", "lat"),
     ("g-during-write", "g", "random 4 KiB read latency, during (a)", "read", "lat"),
-    ("g-writer", "g", "the (a) writer beside those reads (its rate while paced for them)", "write", "bw"),
+    ("g-writer", "g", "the (a) writer's own rate beside those reads", "write", "bw"),
     ("g-during-direct-write", "g", "random 4 KiB read latency, beside an O_DIRECT 1 MiB writer (local only: the device's own limit)", "read", "lat"),
 ]
 
