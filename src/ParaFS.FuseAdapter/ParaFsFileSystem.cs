@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
 using ParaFS.Client;
 using ParaFS.Common;
 using ParaFS.Fuse;
@@ -13,10 +14,10 @@ namespace ParaFS.FuseAdapter;
 /// file's layout and sets a directory's default (or an empty file's layout), as CephFS's
 /// <c>ceph.file.layout</c> does.
 /// </summary>
-public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cacheTimeout = null, bool readPriority = false) : IFuseFileSystem
+public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cacheTimeout = null, bool readPriority = false, ILogger? logger = null) : IFuseFileSystem
 {
     /// <summary>Paces large writes while they slow small reads down (see <see cref="ReadPriorityThrottle"/>); null when off.</summary>
-    private readonly ReadPriorityThrottle? _readPriority = readPriority ? new ReadPriorityThrottle() : null;
+    private readonly ReadPriorityThrottle? _readPriority = readPriority ? new ReadPriorityThrottle(logger) : null;
 
     public const string LayoutXattr = "parafs.layout";
 

@@ -95,7 +95,7 @@ public sealed class ParaFsMount : IAsyncDisposable
             throw;
         }
 
-        var fileSystem = new ParaFsFileSystem(client, settings.CacheTimeout, settings.ReadPriority)
+        var fileSystem = new ParaFsFileSystem(client, settings.CacheTimeout, settings.ReadPriority, loggerFactory.CreateLogger("ParaFS.Mount"))
         {
             InvalidateInode = ino => session.InvalidateInode(ino, 0, 0),
             InvalidateEntry = (parent, name) => session.InvalidateEntry(parent, name),

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace ParaFS.FuseAdapter;
 
@@ -20,7 +22,7 @@ namespace ParaFS.FuseAdapter;
 /// the limit rises again (a change of workload must not hold a checkpoint at a trickle). The
 /// limit holds only while small reads are going on: writes alone always run at full speed, and
 /// nothing is held back before a baseline exists. Write data is never delayed on its way to the
-/// OSTs, only the next write's intake.
+/// OSTs, only the next write's intake. The start and the end of pacing are logged (Information).
 /// </para>
 /// </summary>
 internal sealed class ReadPriorityThrottle
@@ -59,6 +61,7 @@ internal sealed class ReadPriorityThrottle
     private const int Buckets = BucketsPerOctave * 25; // up to 2^25 us, about half a minute
 
     private readonly Func<long> _clock;
+    private readonly ILogger _logger;
     private readonly long _frequency;
     private readonly long _windowTicks;
     private readonly long _activeTicks;
@@ -74,16 +77,17 @@ internal sealed class ReadPriorityThrottle
     private long _limit;
     private long _nextSlot;
 
-    /// <summary>A throttle on the monotonic clock.</summary>
-    public ReadPriorityThrottle()
-        : this(Stopwatch.GetTimestamp, Stopwatch.Frequency)
+    /// <summary>A throttle on the monotonic clock that logs to <paramref name="logger"/>.</summary>
+    public ReadPriorityThrottle(ILogger? logger = null)
+        : this(Stopwatch.GetTimestamp, Stopwatch.Frequency, logger)
     {
     }
 
     /// <summary>A throttle on <paramref name="clock"/>, which ticks <paramref name="frequency"/> times a second (tests drive it).</summary>
-    public ReadPriorityThrottle(Func<long> clock, long frequency)
+    public ReadPriorityThrottle(Func<long> clock, long frequency, ILogger? logger = null)
     {
         _clock = clock;
+        _logger = logger ?? NullLogger.Instance;
         _frequency = frequency;
         _windowTicks = (long)(Window.TotalSeconds * frequency);
         _activeTicks = (long)(ReadsActive.TotalSeconds * frequency);
@@ -196,10 +200,11 @@ internal sealed class ReadPriorityThrottle
     {
         if (_reads < MinimumReads)
         {
-            if (now - _lastRead > _frequency)
+            if (now - _lastRead > _frequency && _limit != 0)
             {
                 // No reads for a second: whatever limit there was belongs to a past workload.
                 _limit = 0;
+                Log.PacingEnded(_logger, "no small reads for a second");
             }
 
             return;
@@ -216,17 +221,25 @@ internal sealed class ReadPriorityThrottle
             return;
         }
 
-        var congested = ShareAbove(_baselineTicks * SlowFactor) > _baselineSlowShare + SlowShare;
+        var threshold = _baselineTicks * SlowFactor;
+        var slowShare = ShareAbove(threshold);
+        var congested = slowShare > _baselineSlowShare + SlowShare;
         if (congested && _limit == FloorBytesPerSecond)
         {
             // Still slow with the writes held to a trickle: the writes are not what slows these
             // reads (they may come from the disk now, not from a cache). They are the new normal.
             Learn(1);
+            Log.Rebaselined(_logger, _baselineTicks * 1_000_000 / _frequency);
         }
         else if (congested)
         {
             var observed = (long)(_writeBytes / seconds);
             var from = _limit == 0 ? observed : Math.Min(_limit, observed);
+            if (_limit == 0)
+            {
+                Log.PacingStarted(_logger, slowShare * 100, threshold * 1_000_000 / _frequency, _baselineSlowShare * 100, Math.Max(FloorBytesPerSecond, from / 2) >> 20);
+            }
+
             _limit = Math.Max(FloorBytesPerSecond, from / 2);
         }
         else if (_limit != 0)
@@ -235,6 +248,7 @@ internal sealed class ReadPriorityThrottle
             if (_limit >= CeilingBytesPerSecond)
             {
                 _limit = 0;
+                Log.PacingEnded(_logger, "the reads stayed fast as the limit rose");
             }
         }
     }

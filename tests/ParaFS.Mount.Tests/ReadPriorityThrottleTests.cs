@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using ParaFS.FuseAdapter;
 
 namespace ParaFS.Mount.Tests;
@@ -10,8 +11,9 @@ public sealed class ReadPriorityThrottleTests
 
     private long _now;
     private readonly ReadPriorityThrottle _throttle;
+    private readonly EventLog _log = new();
 
-    public ReadPriorityThrottleTests() => _throttle = new ReadPriorityThrottle(() => _now, Frequency);
+    public ReadPriorityThrottleTests() => _throttle = new ReadPriorityThrottle(() => _now, Frequency, _log);
 
     [Fact]
     public void Writes_alone_are_never_held_back()
@@ -65,6 +67,9 @@ public sealed class ReadPriorityThrottleTests
         }
 
         Assert.Equal(0, _throttle.LimitBytesPerSecond);
+
+        // One line when pacing starts and one when it ends, not one per window.
+        Assert.Equal([600, 601], _log.Events);
     }
 
     [Fact]
@@ -84,6 +89,7 @@ public sealed class ReadPriorityThrottleTests
         Window(reads: 200, readMicros: 400, writes: 50);
         Window(reads: 10, readMicros: 400, writes: 0);
         Assert.True(_throttle.LimitBytesPerSecond > ReadPriorityThrottle.FloorBytesPerSecond);
+        Assert.Equal([600, 602], _log.Events);
     }
 
     [Fact]
@@ -176,6 +182,23 @@ public sealed class ReadPriorityThrottleTests
         }
 
         _now = end;
+    }
+}
+
+/// <summary>The event ids a throttle logs, in order.</summary>
+internal sealed class EventLog : ILogger
+{
+    public List<int> Events { get; } = [];
+
+    public IDisposable? BeginScope<TState>(TState state)
+        where TState : notnull => null;
+
+    public bool IsEnabled(LogLevel logLevel) => true;
+
+    public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+    {
+        Assert.Contains("read priority", formatter(state, exception));
+        Events.Add(eventId.Id);
     }
 }
 
