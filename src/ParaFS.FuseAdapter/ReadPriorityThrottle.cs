@@ -234,13 +234,13 @@ internal sealed class ReadPriorityThrottle
         else if (congested)
         {
             var observed = (long)(_writeBytes / seconds);
-            var from = _limit == 0 ? observed : Math.Min(_limit, observed);
+            var halved = Math.Max(FloorBytesPerSecond, (_limit == 0 ? observed : Math.Min(_limit, observed)) / 2);
             if (_limit == 0)
             {
-                Log.PacingStarted(_logger, slowShare * 100, threshold * 1_000_000 / _frequency, _baselineSlowShare * 100, Math.Max(FloorBytesPerSecond, from / 2) >> 20);
+                Log.PacingStarted(_logger, slowShare * 100, threshold * 1_000_000 / _frequency, _baselineSlowShare * 100, halved >> 20);
             }
 
-            _limit = Math.Max(FloorBytesPerSecond, from / 2);
+            _limit = halved;
         }
         else if (_limit != 0)
         {
