@@ -8,7 +8,8 @@ namespace ParaFS.Ost;
 
 /// <summary>
 /// The object methods (ost.proto, 300-308): checks each request, calls the backend, counts and
-/// times it. Read replies carry their bytes in a pooled buffer the RPC layer returns once sent.
+/// times it. Read replies carry their bytes in a pooled buffer the RPC layer returns once sent, or
+/// (large reads on a bulk connection from a dir target) as a range of the object's file.
 /// </summary>
 internal sealed class ObjectService(OstMetrics metrics, int maxReadBytes)
 {
@@ -60,6 +61,13 @@ internal sealed class ObjectService(OstMetrics metrics, int maxReadBytes)
         return new RpcResult(new WriteReply { ObjectSize = (ulong)size });
     }
 
+    /// <summary>
+    /// Reads at least this large, on a bulk connection, from a backend of files, are sent from the
+    /// object's file (sendfile): its cached pages go to the socket without two copies through a
+    /// buffer here.
+    /// </summary>
+    private const long FilePayloadBytes = 64 * 1024;
+
     private async ValueTask<RpcResult> ReadAsync(ReadRequest request, RpcRequest call, Attached target)
     {
         var offset = ObjectBounds.CheckRange(request.ObjectId, "read", request.Offset, request.Length);
@@ -67,6 +75,14 @@ internal sealed class ObjectService(OstMetrics metrics, int maxReadBytes)
         {
             throw new ParaFsException(Errno.EINVAL,
                 $"read of object {request.ObjectId}: length {request.Length} is over the largest read of {maxReadBytes} bytes; split it");
+        }
+
+        if (request.Length >= FilePayloadBytes && call.Connection.IsDedicated && target.Backend is IFileObjectBackend files)
+        {
+            var range = files.OpenRange(request.ObjectId, offset, (int)request.Length);
+            metrics.Read(range.Payload?.Length ?? 0);
+            var found = new ReadReply { ObjectSize = (ulong)range.ObjectSize, Exists = range.Exists };
+            return new RpcResult(found, PayloadFile: range.Payload);
         }
 
         var buffer = RpcBuffer.Rent((int)request.Length);

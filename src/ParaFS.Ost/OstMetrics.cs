@@ -25,7 +25,7 @@ public sealed class OstMetrics : IDisposable
         _meter = new Meter(MeterName);
         _operations = _meter.CreateCounter<long>("parafs.ost.operations", "{operation}", "Object operations completed, by op");
         _failures = _meter.CreateCounter<long>("parafs.ost.operation.errors", "{operation}", "Object operations that failed, by op");
-        _duration = _meter.CreateHistogram<double>("parafs.ost.operation.duration", "s", "Time to serve an object operation, by op");
+        _duration = _meter.CreateHistogram<double>("parafs.ost.operation.duration", "s", "Time to serve an object operation, by op (a large read sent from its file: until the range is found, as the bytes move while the reply is sent)");
         _bytesWritten = _meter.CreateCounter<long>("parafs.ost.bytes_written", "By", "Object bytes written");
         _bytesRead = _meter.CreateCounter<long>("parafs.ost.bytes_read", "By", "Object bytes read");
         _meter.CreateObservableUpDownCounter("parafs.ost.in_flight", () => Volatile.Read(ref _inFlight), "{operation}", "Object operations being served");

@@ -43,4 +43,7 @@ internal static partial class Log
 
     [LoggerMessage(13, LogLevel.Warning, "accepting a connection on {Endpoint} failed: {Reason}")]
     public static partial void AcceptFailed(ILogger logger, string endpoint, string reason);
+
+    [LoggerMessage(14, LogLevel.Error, "sending a reply from a file to {Peer} failed; the connection closes: {Reason}")]
+    public static partial void SendfileFailed(ILogger logger, string peer, string reason);
 }

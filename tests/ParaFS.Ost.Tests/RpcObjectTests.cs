@@ -57,6 +57,45 @@ public sealed class RpcObjectTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Large_reads_on_a_bulk_connection_come_from_the_objects_file_with_holes_ends_and_misses_as_before()
+    {
+        // A bulk connection with threads of its own on both sides: reads of 64 KiB and more are
+        // sent from the object's file (sendfile) rather than through a buffer.
+        await using var bulk = new RpcClient(_ost.Server.Endpoint, new RpcClientOptions { FileSystemId = _mds.FsId, ConnectionsPerServer = 1, BulkConnectionsPerServer = 1 });
+        var data = RandomNumberGenerator.GetBytes((2 * MiB) + 1000);
+        await _ost.WriteAsync(5, 0, data);
+        await _ost.Client.CallAsync(Methods.OstPunch, new PunchRequest { ObjectId = 5, Offset = MiB, Length = 64 * 1024 }, Empty.Parser);
+        Array.Clear(data, MiB, 64 * 1024);
+
+        async Task<(byte[] Bytes, ReadReply Reply)> ReadAsync(ulong objectId, long offset, int length)
+        {
+            var room = new byte[length];
+            using var reply = await bulk.CallAsync(Methods.OstRead, new ReadRequest { ObjectId = objectId, Offset = (ulong)offset, Length = (uint)length }, replyDestination: room);
+            return (reply.Payload.ToArray(), reply.ParseMessage(ReadReply.Parser));
+        }
+
+        var whole = await ReadAsync(5, 0, 3 * MiB);
+        Assert.True(whole.Bytes.AsSpan().SequenceEqual(data), "a whole-object read differs (the punched hole must read as zeros)");
+        Assert.Equal((ulong)data.Length, whole.Reply.ObjectSize);
+
+        var middle = await ReadAsync(5, 12_345, MiB);
+        Assert.True(middle.Bytes.AsSpan().SequenceEqual(data.AsSpan(12_345, MiB)));
+
+        var tail = await ReadAsync(5, data.Length - 100, 128 * 1024);
+        Assert.True(tail.Bytes.AsSpan().SequenceEqual(data.AsSpan(data.Length - 100)));
+
+        var past = await ReadAsync(5, data.Length + 10, 128 * 1024);
+        Assert.Empty(past.Bytes);
+        Assert.True(past.Reply.Exists);
+        Assert.Equal((ulong)data.Length, past.Reply.ObjectSize);
+
+        var missing = await ReadAsync(405, 0, 128 * 1024);
+        Assert.Empty(missing.Bytes);
+        Assert.False(missing.Reply.Exists);
+        Assert.True((await bulk.GetConnectionAsync(bulk: true)).IsDedicated);
+    }
+
+    [Fact]
     public async Task An_unknown_object_answers_as_ost_proto_says()
     {
         var (data, reply) = await _ost.ReadAsync(404, 0, 4096);

@@ -29,6 +29,12 @@ public sealed class TestServer : IAsyncDisposable
     /// <summary>Like <see cref="PushBack"/>, but the pushes are sent from a thread-pool thread.</summary>
     public const uint PushFromPool = 9006;
 
+    /// <summary>
+    /// Answers with a range of a file as a <see cref="FilePayload"/>: RpcError.Message is
+    /// "PATH|OFFSET|LENGTH" (the length may run past the file's end, as after a truncate).
+    /// </summary>
+    public const uint FromFile = 9007;
+
     private readonly StrongBox<int> _slowCallsStarted;
 
     private TestServer(RpcServer server, CapturingLoggerProvider log, StrongBox<int> slowCallsStarted)
@@ -82,6 +88,14 @@ public sealed class TestServer : IAsyncDisposable
                 }
             });
             return RpcResult.Empty;
+        });
+
+        dispatcher.Register(FromFile, RpcError.Parser, (message, _) =>
+        {
+            var parts = message.Message.Split('|');
+            var file = File.OpenHandle(parts[0]);
+            var payload = new FilePayload(file, long.Parse(parts[1]), int.Parse(parts[2]), file);
+            return ValueTask.FromResult(new RpcResult(message, PayloadFile: payload));
         });
 
         var log = new CapturingLoggerProvider();

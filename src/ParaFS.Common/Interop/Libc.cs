@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
@@ -136,6 +137,15 @@ public static partial class Libc
     /// </summary>
     [LibraryImport(Library, EntryPoint = "sync_file_range", SetLastError = true)]
     public static partial int SyncFileRange(SafeFileHandle fd, long offset, long length, uint flags);
+
+    /// <summary>
+    /// sendfile(2): copies up to <paramref name="count"/> bytes of <paramref name="file"/> from
+    /// <paramref name="offset"/> (advanced by what was sent) to the socket, inside the kernel: the
+    /// file's cached pages go into the socket's buffers without a copy through user memory.
+    /// Returns the bytes sent, 0 at the end of the file, -1 with errno on failure.
+    /// </summary>
+    [LibraryImport(Library, EntryPoint = "sendfile", SetLastError = true)]
+    public static partial nint Sendfile(SafeSocketHandle socket, SafeFileHandle file, ref long offset, nuint count);
 
     /// <summary>syncfs(2): everything written to the file system holding <paramref name="fd"/> is durable.</summary>
     [LibraryImport(Library, EntryPoint = "syncfs", SetLastError = true)]

@@ -1,3 +1,5 @@
+using ParaFS.Protocol.Rpc;
+
 namespace ParaFS.Ost.Backends;
 
 /// <summary>
@@ -34,6 +36,24 @@ public interface IObjectBackend : IDisposable
 
     StorageUsage GetUsage();
 }
+
+/// <summary>
+/// A backend whose objects are files of a local file system: a read's reply can then be sent from
+/// the file itself (<see cref="FilePayload"/>, sendfile on a bulk connection) instead of through a
+/// buffer.
+/// </summary>
+public interface IFileObjectBackend
+{
+    /// <summary>
+    /// The object's bytes from <paramref name="offset"/>, at most <paramref name="length"/> of them
+    /// and never past its size, as a range of its open file (kept open until the payload is
+    /// disposed); no payload where the object does not exist or has no bytes there.
+    /// </summary>
+    ObjectFileRange OpenRange(ulong objectId, long offset, int length);
+}
+
+/// <summary>What <see cref="IFileObjectBackend.OpenRange"/> found: the range to send (if any), the object's size, and whether it exists.</summary>
+public readonly record struct ObjectFileRange(FilePayload? Payload, long ObjectSize, bool Exists);
 
 /// <summary>What a read found: bytes placed in the destination, the object's size, and whether it exists.</summary>
 public readonly record struct ObjectRead(int BytesRead, long ObjectSize, bool Exists);

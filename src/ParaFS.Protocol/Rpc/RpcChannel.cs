@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging;
 using ParaFS.Common;
+using ParaFS.Common.Interop;
 using ParaFS.Protocol.Framing;
 
 namespace ParaFS.Protocol.Rpc;
@@ -56,6 +57,9 @@ public abstract class RpcChannel : IAsyncDisposable
     private WaitingQueue<OutgoingFrame>? _outgoing;
     private BulkThreadBudget? _threadPlace;
     private int _senderStarted;
+
+    /// <summary>Set when sendfile(2) to this socket failed as unsupported: file payloads go through a buffer.</summary>
+    private int _sendfileUnsupported;
 
     protected RpcChannel(Socket socket, FrameLimits limits, ILogger logger, string peer)
     {
@@ -265,6 +269,48 @@ public abstract class RpcChannel : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Writes one frame whose payload is a range of a file (see <see cref="FilePayload"/>). A bulk
+    /// connection sends it with sendfile(2); any other reads it into a buffer and sends that.
+    /// </summary>
+    public async ValueTask SendFileAsync(CallHeader header, IMessage? message, FilePayload payload)
+    {
+        if (payload.Length > Limits.MaxPayloadBytes)
+        {
+            throw new RpcException(Errno.EMSGSIZE,
+                $"a payload of {payload.Length} bytes is over the frame limit of {Limits.MaxPayloadBytes} bytes for {Peer}");
+        }
+
+        if (_outgoing is not { } outgoing || Volatile.Read(ref _sendfileUnsupported) != 0)
+        {
+            using var buffer = RpcBuffer.Rent(payload.Length);
+            try
+            {
+                ReadFileFully(payload, 0, buffer.Memory.Span[..payload.Length]);
+            }
+            catch (IOException e)
+            {
+                // Nothing is sent yet: the caller gets the error instead of the bytes.
+                header.Error = new RpcError { Errno = (int)Errno.EIO, Message = $"reading {payload.Length} bytes at {payload.Offset} for the reply failed: {e.Message}" };
+                await SendAsync(header, null, default).ConfigureAwait(false);
+                return;
+            }
+
+            await SendAsync(header, message, buffer.Memory[..payload.Length]).ConfigureAwait(false);
+            return;
+        }
+
+        var head = new ArrayBufferWriter<byte>(256);
+        FrameCodec.WriteHead(head, header, message, payload.Length);
+        if (t_ioThreadOf == this)
+        {
+            SendNow(head.WrittenMemory, payload);
+            return;
+        }
+
+        await EnqueueAsync(outgoing, new OutgoingFrame(head.WrittenMemory, default) { File = payload }).ConfigureAwait(false);
+    }
+
     /// <summary>Closes the connection at once; pending work fails with <paramref name="reason"/>.</summary>
     public void Abort(string reason)
     {
@@ -451,7 +497,12 @@ public abstract class RpcChannel : IAsyncDisposable
             return;
         }
 
-        var frame = new OutgoingFrame(head.WrittenMemory, payload);
+        await EnqueueAsync(outgoing, new OutgoingFrame(head.WrittenMemory, payload)).ConfigureAwait(false);
+    }
+
+    /// <summary>Hands a frame to the sending thread (started on first use) and waits until it is sent.</summary>
+    private async ValueTask EnqueueAsync(WaitingQueue<OutgoingFrame> outgoing, OutgoingFrame frame)
+    {
         if (Volatile.Read(ref _senderStarted) == 0 && Interlocked.Exchange(ref _senderStarted, 1) == 0)
         {
             // A server's bulk connection answers on its receiving thread, so most never need one.
@@ -473,7 +524,15 @@ public abstract class RpcChannel : IAsyncDisposable
         {
             try
             {
-                SendNow(frame.Head, frame.Payload);
+                if (frame.File is { } file)
+                {
+                    SendNow(frame.Head, file);
+                }
+                else
+                {
+                    SendNow(frame.Head, frame.Payload);
+                }
+
                 frame.Sent.TrySetResult();
             }
             catch (Exception e)
@@ -497,6 +556,113 @@ public abstract class RpcChannel : IAsyncDisposable
             {
                 throw SendFailed(e);
             }
+        }
+    }
+
+    /// <summary>
+    /// Sends a head and then a file range with sendfile(2), in pieces of at most
+    /// <see cref="BlockingPieceBytes"/> like every blocking send. Where the kernel cannot sendfile
+    /// to this socket, the rest goes through a buffer (and later frames do too); should the file
+    /// have shrunk since the range was taken, zeros stand in for its missing end.
+    /// </summary>
+    private void SendNow(ReadOnlyMemory<byte> head, FilePayload payload)
+    {
+        lock (_blockingSendGate)
+        {
+            ThrowIfClosed();
+            try
+            {
+                SendAll(head.Span);
+                var offset = payload.Offset;
+                var sent = 0;
+                while (sent < payload.Length)
+                {
+                    var n = Libc.Sendfile(_socket.SafeHandle, payload.File, ref offset, (nuint)Math.Min(payload.Length - sent, BlockingPieceBytes));
+                    if (n > 0)
+                    {
+                        sent += (int)n;
+                        continue;
+                    }
+
+                    if (n == 0)
+                    {
+                        SendZeros(payload.Length - sent);
+                        return;
+                    }
+
+                    var errno = Libc.LastErrno;
+                    if (errno == Errno.EINTR)
+                    {
+                        continue;
+                    }
+
+                    if (errno is Errno.EINVAL or Errno.ENOSYS or Errno.EOPNOTSUPP && sent == 0)
+                    {
+                        // Neither side has moved yet: the frame can still go out through a buffer.
+                        Volatile.Write(ref _sendfileUnsupported, 1);
+                        SendFileThroughBuffer(payload);
+                        return;
+                    }
+
+                    // The head promised bytes the connection cannot deliver now: it has to close,
+                    // and the caller's retry will meet the error again if it lasts.
+                    var failure = Libc.Failure(errno, $"sendfile of {payload.Length} bytes at {payload.Offset} to {Peer}");
+                    Log.SendfileFailed(Logger, Peer, failure.Message);
+                    throw SendFailed(failure);
+                }
+            }
+            catch (IOException e)
+            {
+                // Reading the file through a buffer failed after the head went out.
+                Log.SendfileFailed(Logger, Peer, e.Message);
+                throw SendFailed(e);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                throw SendFailed(e);
+            }
+        }
+    }
+
+    private void SendFileThroughBuffer(FilePayload payload)
+    {
+        using var buffer = RpcBuffer.Rent(Math.Min(payload.Length, BlockingPieceBytes));
+        var span = buffer.Memory.Span;
+        for (var done = 0; done < payload.Length;)
+        {
+            var piece = span[..Math.Min(span.Length, payload.Length - done)];
+            ReadFileFully(payload, done, piece);
+            SendAll(piece);
+            done += piece.Length;
+        }
+    }
+
+    /// <summary>Reads <paramref name="destination"/>.Length bytes of the payload from <paramref name="skip"/> on; zeros past the file's end.</summary>
+    private static void ReadFileFully(FilePayload payload, int skip, Span<byte> destination)
+    {
+        var done = 0;
+        while (done < destination.Length)
+        {
+            var n = RandomAccess.Read(payload.File, destination[done..], payload.Offset + skip + done);
+            if (n == 0)
+            {
+                destination[done..].Clear();
+                return;
+            }
+
+            done += n;
+        }
+    }
+
+    private void SendZeros(int count)
+    {
+        Span<byte> zeros = stackalloc byte[4096];
+        zeros.Clear();
+        while (count > 0)
+        {
+            var piece = Math.Min(count, zeros.Length);
+            SendAll(zeros[..piece]);
+            count -= piece;
         }
     }
 
@@ -639,6 +805,9 @@ public abstract class RpcChannel : IAsyncDisposable
     /// <summary>A frame waiting for a bulk connection's sending thread: its encoded head, its payload, and who waits.</summary>
     private sealed record OutgoingFrame(ReadOnlyMemory<byte> Head, ReadOnlyMemory<byte> Payload)
     {
+        /// <summary>Set instead of <see cref="Payload"/> for a payload sent from a file.</summary>
+        public FilePayload? File { get; init; }
+
         public TaskCompletionSource Sent { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }

@@ -1,4 +1,5 @@
 using Google.Protobuf;
+using Microsoft.Win32.SafeHandles;
 
 namespace ParaFS.Protocol.Rpc;
 
@@ -50,10 +51,32 @@ public sealed class RpcRequest : IDisposable
     }
 }
 
-/// <summary>A handler's answer: a reply message and an optional payload whose owner is disposed once it is sent.</summary>
-public readonly record struct RpcResult(IMessage? Message, ReadOnlyMemory<byte> Payload = default, IDisposable? PayloadOwner = null)
+/// <summary>
+/// A handler's answer: a reply message and an optional payload whose owner is disposed once it is
+/// sent. The payload is either bytes in memory or a <see cref="PayloadFile"/> (never both).
+/// </summary>
+public readonly record struct RpcResult(IMessage? Message, ReadOnlyMemory<byte> Payload = default, IDisposable? PayloadOwner = null, FilePayload? PayloadFile = null)
 {
     public static RpcResult Empty => default;
+}
+
+/// <summary>
+/// A reply payload that is a range of an open file, read when the reply is sent. On a bulk
+/// connection it goes from the file's cached pages to the socket inside the kernel (sendfile(2)),
+/// without the two copies through user memory that reading it into a buffer and sending that
+/// would cost. The range must lie within the file when the handler returns it; should the file
+/// shrink before it is sent, the missing end goes as zeros (a read racing a truncate may see
+/// either). Disposing it disposes <paramref name="owner"/>, which keeps <paramref name="file"/> open.
+/// </summary>
+public sealed class FilePayload(SafeFileHandle file, long offset, int length, IDisposable? owner) : IDisposable
+{
+    public SafeFileHandle File => file;
+
+    public long Offset => offset;
+
+    public int Length => length;
+
+    public void Dispose() => owner?.Dispose();
 }
 
 public delegate ValueTask<RpcResult> RpcHandler(RpcRequest request);

@@ -197,7 +197,14 @@ public sealed class RpcServerConnection : RpcChannel
         try
         {
             var header = new CallHeader { Kind = FrameKind.Response, CallId = request.CallId, Method = request.Method, Error = error };
-            await SendAsync(header, error is null ? result.Message : null, error is null ? result.Payload : default).ConfigureAwait(false);
+            if (error is null && result.PayloadFile is { } file)
+            {
+                await SendFileAsync(header, result.Message, file).ConfigureAwait(false);
+            }
+            else
+            {
+                await SendAsync(header, error is null ? result.Message : null, error is null ? result.Payload : default).ConfigureAwait(false);
+            }
         }
         catch (RpcException)
         {
@@ -206,6 +213,7 @@ public sealed class RpcServerConnection : RpcChannel
         finally
         {
             result.PayloadOwner?.Dispose();
+            result.PayloadFile?.Dispose();
             request.Dispose();
             _slots.Release();
         }

@@ -5,6 +5,7 @@ using Microsoft.Win32.SafeHandles;
 using ParaFS.Common;
 using ParaFS.Common.Interop;
 using ParaFS.Common.Storage;
+using ParaFS.Protocol.Rpc;
 
 namespace ParaFS.Ost.Backends.Dir;
 
@@ -14,7 +15,7 @@ namespace ParaFS.Ost.Backends.Dir;
 /// <see cref="RandomAccess"/>) on cached handles, so operations on different ranges of one
 /// object, and on different objects, run in parallel with no lock on the data path.
 /// </summary>
-public sealed class DirBackend : IObjectBackend
+public sealed class DirBackend : IObjectBackend, IFileObjectBackend
 {
     public const string BackendName = "dir";
 
@@ -205,6 +206,34 @@ public sealed class DirBackend : IObjectBackend
         }
 
         return ValueTask.FromResult(new ObjectRead(done, size, true));
+    }
+
+    public ObjectFileRange OpenRange(ulong objectId, long offset, int length)
+    {
+        ObjectBounds.CheckRange(objectId, "read", offset, length);
+        var lease = _open.Open(objectId, create: false);
+        if (!lease.IsOpen)
+        {
+            return new ObjectFileRange(null, 0, false);
+        }
+
+        try
+        {
+            var size = RandomAccess.GetLength(lease.File);
+            var wanted = (int)Math.Clamp(size - offset, 0, length);
+            if (wanted == 0)
+            {
+                lease.Dispose();
+                return new ObjectFileRange(null, size, true);
+            }
+
+            return new ObjectFileRange(new FilePayload(lease.File, offset, wanted, lease), size, true);
+        }
+        catch
+        {
+            lease.Dispose();
+            throw;
+        }
     }
 
     public ValueTask PunchAsync(ulong objectId, long offset, long length, CancellationToken cancellationToken)
