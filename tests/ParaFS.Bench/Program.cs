@@ -13,6 +13,6 @@ return args switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: ParaFS.Bench rpc [--seconds N] | ost [--dir DIR] [--mib N] | mds [--files N] [--callers N] [--dir DIR] | client [--mib N] [--in-flight N] [--dir DIR] | nvme --target HOST:PORT/NQN | --null-target [--seconds N] [--options QUERY]");
+    Console.Error.WriteLine("usage: ParaFS.Bench rpc [--seconds N] | ost [--dir DIR] [--mib N] | mds [--files N] [--callers N] [--dir DIR] | client [--mib N] [--in-flight N] [--read-kib N] [--dir DIR] | nvme --target HOST:PORT/NQN | --null-target [--seconds N] [--options QUERY]");
     return 2;
 }
