@@ -49,6 +49,21 @@ public sealed class FilePayloadTests : IDisposable
     }
 
     [Fact]
+    public async Task A_file_range_arrives_whole_over_a_unix_domain_socket()
+    {
+        var socketPath = Path.Combine(_directory, "rpc.sock");
+        await using var server = await TestServer.StartAsync($"unix:{socketPath}");
+        await using var client = new RpcClient(server.Endpoint, new RpcClientOptions { ConnectionsPerServer = 1, BulkConnectionsPerServer = 1 });
+        var path = WriteFile(2 * 1024 * 1024, 3);
+        var expected = await File.ReadAllBytesAsync(path);
+
+        var reply = await FetchAsync(client, path, 4096, (1024 * 1024) + 1);
+
+        Assert.True(expected.AsSpan(4096, (1024 * 1024) + 1).SequenceEqual(reply));
+        Assert.Contains(server.Server.Connections, c => c.IsDedicated);
+    }
+
+    [Fact]
     public async Task A_range_past_the_end_of_a_file_that_shrank_is_filled_with_zeros_and_the_connection_goes_on()
     {
         await using var server = await TestServer.StartAsync();
