@@ -39,9 +39,12 @@ public sealed class ConsistencyTests(ClusterFixture fixture, ITestOutputHelper o
     public void Random_operation_sequences_survive_kill_9_of_osts_and_the_mds()
     {
         var faults = ClientSut.Faults;
-        PropertyCheck.Run(Prop.ForAll(Generators.Sequences(faults: true, maxLength: ModelRunner.MaxOps(30)), ops => Run(ops, "client core with faults")), maxTests: ModelRunner.Scale(75));
+        var migrations = ModelRunner.SucceededOf(nameof(MigrateOp));
+        PropertyCheck.Run(Prop.ForAll(Generators.Sequences(faults: true, maxLength: ModelRunner.MaxOps(30), migrations: true), ops => Run(ops, "client core with faults")), maxTests: ModelRunner.Scale(75));
         Assert.True(ClientSut.Faults > faults, "no fault was injected: the property checked nothing about faults");
-        output.WriteLine($"kill -9 faults injected: {ClientSut.Faults - faults}");
+        var ran = ModelRunner.SucceededOf(nameof(MigrateOp)) - migrations;
+        Assert.True(ran > 0, "no migration ran: the property checked nothing about migrations across faults");
+        output.WriteLine($"kill -9 faults injected: {ClientSut.Faults - faults}; online migrations among them: {ran}");
         Report("client core with faults");
     }
 

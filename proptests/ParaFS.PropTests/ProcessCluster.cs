@@ -49,7 +49,8 @@ public sealed class ProcessCluster : IAsyncDisposable
 
     public async Task StartMdsAsync()
     {
-        _mds = ParafsProcess.Start("mds", "--data", Path.Combine(_root, "mds"), "--listen", $"127.0.0.1:{_mdsPort}", "--heartbeat-ms", "500");
+        // A 5 s lease: after each kill -9 of the MDS, cut-overs wait one lease for the client to come back.
+        _mds = ParafsProcess.Start("mds", "--data", Path.Combine(_root, "mds"), "--listen", $"127.0.0.1:{_mdsPort}", "--heartbeat-ms", "500", "--lease-ms", "5000");
         await WaitForPortAsync(_mdsPort, _mds);
     }
 

@@ -25,6 +25,8 @@ public sealed partial class ParaFsClient : IAsyncDisposable
     private readonly SemaphoreSlim _writeBudget;
     private readonly SemaphoreSlim _globalWindow;
     private readonly Timer _sizeReporter;
+    private readonly Timer _sessionKeeper;
+    private int _reattaching;
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
     private ObjectClients _objects = null!;
@@ -40,6 +42,7 @@ public sealed partial class ParaFsClient : IAsyncDisposable
         _writeBudget = new SemaphoreSlim(Math.Max(1, options.WriteBehindBytes / WriteBudgetUnit));
         _mds = new MetadataClient(mds, options, () => _open.Values.Select(h => h.ToOpenHandle()), OnPushAsync, loggerFactory);
         _sizeReporter = new Timer(static s => _ = ((ParaFsClient)s!).ReportSizesAsync(), this, options.SizeReportInterval, options.SizeReportInterval);
+        _sessionKeeper = new Timer(static s => _ = ((ParaFsClient)s!).KeepSessionAsync(), this, SessionCheckInterval, SessionCheckInterval);
     }
 
     /// <summary>Raised when the MDS says an inode's attributes (or layout) changed: the FUSE layer invalidates the kernel's cache.</summary>
@@ -78,6 +81,7 @@ public sealed partial class ParaFsClient : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _sizeReporter.DisposeAsync().ConfigureAwait(false);
+        await _sessionKeeper.DisposeAsync().ConfigureAwait(false);
         foreach (var handle in _open.Values.ToList())
         {
             try
@@ -172,6 +176,32 @@ public sealed partial class ParaFsClient : IAsyncDisposable
             // The file may be gone, or the MDS away: the mover asks again (the MDS repeats the
             // callback), and the next I/O refetches the layout anyway.
             Log.LayoutSwitchFailed(_logger, ino, e.Message);
+        }
+    }
+
+    /// <summary>How often the client checks that it still has a connection to the MDS.</summary>
+    private static readonly TimeSpan SessionCheckInterval = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Reconnects to the MDS as soon as it answers again after every connection to it closed (an
+    /// MDS restart, a failover, a network break), instead of at the next metadata call: the new
+    /// connection re-attaches the session with the handles held open, within the lease the MDS
+    /// gives returning clients, and callbacks reach this client again.
+    /// </summary>
+    private async Task KeepSessionAsync()
+    {
+        if (_mds.IsConnected || Interlocked.Exchange(ref _reattaching, 1) == 1)
+        {
+            return;
+        }
+
+        try
+        {
+            await _mds.TryReconnectAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            Volatile.Write(ref _reattaching, 0);
         }
     }
 

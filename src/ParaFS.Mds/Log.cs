@@ -40,4 +40,7 @@ internal static partial class Log
 
     [LoggerMessage(208, LogLevel.Error, "background work failed: {What}")]
     public static partial void BackgroundFailed(ILogger logger, string what, Exception exception);
+
+    [LoggerMessage(212, LogLevel.Information, "recovering: for {Seconds} s clients may bring back files they held open before this start; until then migrations wait before cutting over and retired objects stay")]
+    public static partial void Recovering(ILogger logger, double seconds);
 }

@@ -98,6 +98,14 @@ public sealed class MdsServer : IAsyncDisposable
             }
 
             server = new MdsServer(options, options.WrapStore?.Invoke(store) ?? store, fsId, fsName, loggerFactory) { _leader = leader };
+            if (!formatted)
+            {
+                // Clients that held files open before this start bring their handles back when
+                // they reconnect; until they have had their lease to, holders may be missing.
+                server.Sessions.StartRecovery();
+                Log.Recovering(logger, options.SessionLease.TotalSeconds);
+            }
+
             await server.Targets.LoadAsync().ConfigureAwait(false);
             try
             {

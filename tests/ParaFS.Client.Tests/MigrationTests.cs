@@ -16,7 +16,8 @@ public sealed class MigrationTests
 
     private static async Task<TestCluster> StartAsync()
     {
-        var cluster = await TestCluster.StartAsync(targets: 4, poolOf: i => i < 2 ? "a" : "b");
+        // A short lease: after the MDS restart below, cut-overs wait one lease for clients to come back.
+        var cluster = await TestCluster.StartAsync(targets: 4, poolOf: i => i < 2 ? "a" : "b", lease: TimeSpan.FromSeconds(2));
         await using var client = await cluster.ClientAsync();
         await client.SetStripeAsync(Me, Root, new LayoutPolicy { Pool = "a", StripeCount = 2, StripeSize = 64 * 1024 });
         return cluster;

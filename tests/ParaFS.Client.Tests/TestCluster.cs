@@ -29,8 +29,12 @@ public sealed class TestCluster : IAsyncDisposable
 
     public static readonly Caller RootCaller = new();
 
-    /// <summary>Starts an MDS and <paramref name="targets"/> OSTs, in pool "default" unless <paramref name="poolOf"/> names each one's pool.</summary>
-    public static async Task<TestCluster> StartAsync(int targets = 4, Func<int, string>? poolOf = null)
+    /// <summary>
+    /// Starts an MDS and <paramref name="targets"/> OSTs, in pool "default" unless <paramref name="poolOf"/>
+    /// names each one's pool. <paramref name="lease"/> is the MDS's session lease, also its recovery
+    /// window after a restart (30 s unless given).
+    /// </summary>
+    public static async Task<TestCluster> StartAsync(int targets = 4, Func<int, string>? poolOf = null, TimeSpan? lease = null)
     {
         var root = Path.Combine(Path.GetTempPath(), $"parafs-cluster-{Guid.NewGuid():N}");
         var mds = await MdsServer.StartAsync(new MdsOptions
@@ -38,6 +42,7 @@ public sealed class TestCluster : IAsyncDisposable
             DataDirectory = Path.Combine(root, "mds"),
             Listen = RpcEndpoint.Parse($"127.0.0.1:{ParafsProcess.FreePort()}"),
             HeartbeatInterval = TimeSpan.FromMilliseconds(500),
+            SessionLease = lease ?? TimeSpan.FromSeconds(30),
         });
         var cluster = new TestCluster(root, mds);
         for (var i = 0; i < targets; i++)
@@ -77,6 +82,7 @@ public sealed class TestCluster : IAsyncDisposable
     public async Task RestartMdsAsync(TimeSpan? downFor = null)
     {
         var listen = Mds.Endpoint.Text;
+        var lease = Mds.Sessions.Lease;
         await Mds.DisposeAsync();
         if (downFor is { } pause)
         {
@@ -88,6 +94,7 @@ public sealed class TestCluster : IAsyncDisposable
             DataDirectory = Path.Combine(Root, "mds"),
             Listen = RpcEndpoint.Parse(listen),
             HeartbeatInterval = TimeSpan.FromMilliseconds(500),
+            SessionLease = lease,
         });
     }
 

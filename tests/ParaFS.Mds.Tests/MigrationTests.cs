@@ -12,9 +12,9 @@ public abstract class MigrationTests(TestStore store)
 
     private static MigrateRequest Begin(ulong ino, string pool) => new() { Caller = new Caller(), Ino = ino, Policy = new LayoutPolicy { Pool = pool } };
 
-    private async Task<(MdsFixture Mds, List<FakeOst> A, List<FakeOst> B)> StartAsync()
+    private async Task<(MdsFixture Mds, List<FakeOst> A, List<FakeOst> B)> StartAsync(TimeSpan? lease = null)
     {
-        var mds = await MdsFixture.StartAsync(store);
+        var mds = await MdsFixture.StartAsync(store, lease: lease);
         var a = await mds.AddTargetsAsync(2, "a");
         var b = await mds.AddTargetsAsync(2, "b");
         await using var client = await mds.ClientAsync();
@@ -90,6 +90,80 @@ public abstract class MigrationTests(TestStore store)
         Assert.Equal(begun.Objects.Select(o => o.ObjectId).Order(), a.SelectMany(t => t.Deletes).Order());
         Assert.Empty((await mover.CallAsync(Methods.MdsGetStripe, new GetStripeRequest { Ino = ino }, GetStripeReply.Parser)).Layout.Retired);
         await holder.CloseAsync(open.Handle);
+    }
+
+    [SuiteFact]
+    public async Task After_a_restart_retired_objects_stay_and_cut_overs_wait_until_holders_had_their_lease_to_come_back()
+    {
+        var lease = TimeSpan.FromSeconds(2);
+        var (mds, a, _) = await StartAsync(lease);
+        await using var _ = mds;
+        Assert.Equal(TimeSpan.Zero, mds.Server.Sessions.RecoveryLeft); // a new file system has no one to wait for
+        await using var mover = await mds.ClientAsync();
+        await using var holder = await mds.ClientAsync();
+        var held = await FileInPoolAAsync(mover, "held");
+        var moving = await FileInPoolAAsync(mover, "moving");
+        var open = await holder.OpenAsync(held, 2);
+        var begun = (await mover.CallAsync(Methods.MdsMigrateBegin, Begin(held, "b"), GetStripeReply.Parser)).Layout;
+        await holder.CallAsync(Methods.MdsLayoutAck, new LayoutAckRequest { Ino = held, Generation = begun.Generation });
+        var committed = (await mover.CallAsync(Methods.MdsMigrateCommit, new MigrateRequest { Caller = new Caller(), Ino = held, Generation = begun.Generation }, GetStripeReply.Parser)).Layout;
+        var other = (await mover.CallAsync(Methods.MdsMigrateBegin, Begin(moving, "b"), GetStripeReply.Parser)).Layout;
+
+        // The MDS restarts before the holder switched to the committed layout (its callback lost
+        // with the MDS): the holder still reads and writes the old objects.
+        await mds.RestartAsync();
+        Assert.True(mds.Server.Sessions.RecoveryLeft > TimeSpan.Zero);
+        await using var mover2 = await mds.ClientAsync();
+        await mds.Server.Namespace.ReleaseRetiredAsync();
+        await mds.Server.DrainDeletionsAsync();
+        Assert.DoesNotContain(a.SelectMany(t => t.Deletes), id => begun.Objects.Any(o => o.ObjectId == id));
+
+        // A mover is told to wait, and a cut-over is refused, while holders may be on their way back.
+        Assert.True((await mover2.CallAsync(Methods.MdsLayoutWait, new LayoutWaitRequest { Ino = moving, Generation = other.Generation }, LayoutWaitReply.Parser)).WaitingSessions >= 1);
+        var early = await Assert.ThrowsAsync<RpcException>(() => mover2.CallAsync(Methods.MdsMigrateCommit, new MigrateRequest { Caller = new Caller(), Ino = moving, Generation = other.Generation }, GetStripeReply.Parser));
+        Assert.Equal(Errno.EAGAIN, early.Errno);
+        Assert.Contains("started recently", early.Message);
+
+        // The holder comes back with its handle at the old generation: it is reminded of the new layout.
+        var reminded = new TaskCompletionSource<LayoutChanged>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var back = new RpcClient(mds.Server.Endpoint, new RpcClientOptions
+        {
+            ConnectionsPerServer = 1,
+            PushHandler = (push, _) =>
+            {
+                if (push.Method == Methods.PushLayoutChanged)
+                {
+                    reminded.TrySetResult(push.ParseMessage(LayoutChanged.Parser));
+                }
+
+                return ValueTask.CompletedTask;
+            },
+        });
+        var attach = new SessionRequest { SessionId = holder.SessionId, ClientName = "test" };
+        attach.OpenHandles.Add(new OpenHandle { Handle = open.Handle, Ino = held, Flags = 2, LayoutGeneration = begun.Generation });
+        await back.CallAsync(Methods.MdsSession, attach, SessionReply.Parser);
+        var reminder = await reminded.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(held, reminder.Ino);
+        Assert.Equal(committed.Generation, reminder.Generation);
+
+        // The window closes: the other file cuts over; the held file's old objects stay until its holder switches.
+        while (mds.Server.Sessions.RecoveryLeft > TimeSpan.Zero)
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.Equal(0u, (await mover2.CallAsync(Methods.MdsLayoutWait, new LayoutWaitRequest { Ino = moving, Generation = other.Generation }, LayoutWaitReply.Parser)).WaitingSessions);
+        await mover2.CallAsync(Methods.MdsMigrateCommit, new MigrateRequest { Caller = new Caller(), Ino = moving, Generation = other.Generation }, GetStripeReply.Parser);
+        await mds.Server.Namespace.ReleaseRetiredAsync();
+        await mds.Server.DrainDeletionsAsync();
+        Assert.DoesNotContain(a.SelectMany(t => t.Deletes), id => begun.Objects.Any(o => o.ObjectId == id));
+        Assert.Contains(a.SelectMany(t => t.Deletes), id => other.Objects.Any(o => o.ObjectId == id));
+
+        using (await back.CallAsync(Methods.MdsLayoutAck, new LayoutAckRequest { Ino = held, Generation = committed.Generation }))
+        {
+        }
+        await mds.Server.DrainDeletionsAsync();
+        Assert.All(begun.Objects, o => Assert.Contains(o.ObjectId, a.SelectMany(t => t.Deletes)));
     }
 
     [SuiteFact]

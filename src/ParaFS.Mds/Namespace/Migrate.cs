@@ -80,6 +80,14 @@ public sealed partial class MdsNamespace
             throw new ParaFsException(Errno.EAGAIN, $"{waiting.Count} client(s) holding inode {ino} open have not switched to layout generation {generation} yet");
         }
 
+        if (_sessions.RecoveryLeft is { TotalMilliseconds: > 0 } left)
+        {
+            // A client that held the file before this MDS started, and is not back yet, may still
+            // write to the old objects only: cutting over now could lose its writes.
+            throw new ParaFsException(Errno.EAGAIN,
+                $"the MDS started recently and clients that held files open have {left.TotalSeconds:0.#} s more to come back; inode {ino} cuts over after that");
+        }
+
         var reply = await _store.WriteAsync(tx =>
         {
             var inode = RequireMigratable(tx, context.Caller, ino);
@@ -149,7 +157,10 @@ public sealed partial class MdsNamespace
             _notifier.LayoutChanged(ino, generation, waiting);
         }
 
-        return new LayoutWaitReply { WaitingSessions = (uint)waiting.Count };
+        // While the MDS recovers, holders from before its start may be missing from the count:
+        // the mover waits for them as for the others (one more, until the window closes).
+        var unknown = _sessions.RecoveryLeft > TimeSpan.Zero ? 1 : 0;
+        return new LayoutWaitReply { WaitingSessions = (uint)(waiting.Count + unknown) };
     }
 
     /// <summary>Regular files in inode order, optionally only those with an object (of any kind) on one target.</summary>
@@ -201,8 +212,10 @@ public sealed partial class MdsNamespace
     public async Task<int> ReleaseRetiredAsync(long? only = null)
     {
         var candidates = only is { } one ? [one] : _retiring.Keys.ToList();
-        if (candidates.Count == 0)
+        if (candidates.Count == 0 || _sessions.RecoveryLeft > TimeSpan.Zero)
         {
+            // While the MDS recovers, a holder from before its start that is not back yet may
+            // still read and write the retired objects.
             return 0;
         }
 

@@ -149,7 +149,37 @@ public sealed partial class MdsNamespace
     }
 
     /// <summary>Re-establishes a client's session (and, after an MDS restart, its open handles).</summary>
-    public ClientSession AttachSession(SessionRequest request, Protocol.Rpc.RpcServerConnection connection) =>
-        _sessions.Attach(request.SessionId, request.ClientName, connection,
+    public ClientSession AttachSession(SessionRequest request, Protocol.Rpc.RpcServerConnection connection)
+    {
+        var session = _sessions.Attach(request.SessionId, request.ClientName, connection,
             request.OpenHandles.Select(h => (new OpenFile(h.Handle, (long)h.Ino, h.Flags, request.SessionId), h.LayoutGeneration)));
+        if (request.OpenHandles.Count > 0)
+        {
+            _ = RemindOfNewLayoutsAsync(session, request.OpenHandles);
+        }
+
+        return session;
+    }
+
+    /// <summary>
+    /// A client back after a break (or an MDS restart) may have missed a layout change of a file
+    /// it holds (the callback went out while it was away): it is sent again, so the client moves
+    /// on to the new layout and says so, and the retired objects can go.
+    /// </summary>
+    private async Task RemindOfNewLayoutsAsync(ClientSession session, IReadOnlyCollection<OpenHandle> handles)
+    {
+        try
+        {
+            var held = handles.GroupBy(h => (long)h.Ino).Select(g => (Ino: g.Key, Generation: g.Min(h => h.LayoutGeneration))).ToList();
+            var current = await _store.ReadAsync(tx => held.Select(h => (h.Ino, h.Generation, Now: tx.GetInode(h.Ino)?.Layout?.Generation ?? 0)).ToList()).ConfigureAwait(false);
+            foreach (var (ino, _, now) in current.Where(c => c.Now > c.Generation))
+            {
+                _notifier.LayoutChanged(ino, now, [session]);
+            }
+        }
+        catch (Exception e) when (e is ParaFsException or InvalidOperationException or System.Data.Common.DbException)
+        {
+            // Only a reminder: a mover's LayoutWait repeats the callback anyway.
+        }
+    }
 }

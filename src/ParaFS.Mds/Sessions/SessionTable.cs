@@ -36,12 +36,24 @@ public sealed class SessionTable
     private readonly Dictionary<long, int> _openCounts = [];
     private long _lastId = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() << 16;
 
+    private long _recoveryEndsAt;
+
     public SessionTable(TimeSpan lease)
     {
         Lease = lease;
     }
 
     public TimeSpan Lease { get; }
+
+    /// <summary>
+    /// Starts the recovery window of an MDS that took over existing data (a restart, or a standby
+    /// taking over): for one lease, clients that held files open may still be on their way back
+    /// with their handles, so this table does not yet know every holder (see <see cref="RecoveryLeft"/>).
+    /// </summary>
+    public void StartRecovery() => Volatile.Write(ref _recoveryEndsAt, Environment.TickCount64 + (long)Lease.TotalMilliseconds);
+
+    /// <summary>How much of the recovery window is left; zero once every returning client has had its lease to come back.</summary>
+    public TimeSpan RecoveryLeft => TimeSpan.FromMilliseconds(Math.Max(0, Volatile.Read(ref _recoveryEndsAt) - Environment.TickCount64));
 
     public ulong NewId() => (ulong)Interlocked.Increment(ref _lastId);
 
