@@ -29,6 +29,8 @@ internal static class MdsCommand
           --root-pool POOL    pool of the root default layout, at format time     PARAFS_ROOT_POOL
           --heartbeat-ms N    how often OSTs heartbeat (default 3000)             PARAFS_HEARTBEAT_MS
           --lease-ms N        how long a vanished client keeps its opens (30000)  PARAFS_LEASE_MS
+                              and how long a restarted MDS waits for clients to come
+                              back before migrations cut over
           --config FILE       JSON file with the same keys ("data", "listen", ...)
         """;
 
