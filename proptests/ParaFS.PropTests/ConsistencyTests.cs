@@ -44,7 +44,7 @@ public sealed class ConsistencyTests(ClusterFixture fixture, ITestOutputHelper o
         Assert.True(ClientSut.Faults > faults, "no fault was injected: the property checked nothing about faults");
         var ran = ModelRunner.SucceededOf(nameof(MigrateOp)) - migrations;
         Assert.True(ran > 0, "no migration ran: the property checked nothing about migrations across faults");
-        output.WriteLine($"kill -9 faults injected: {ClientSut.Faults - faults}; online migrations among them: {ran}");
+        output.WriteLine($"report: client core with faults: {ClientSut.Faults - faults} kill -9 faults and {ran} online migrations among the operations, every file matching the model");
         Report("client core with faults");
     }
 
