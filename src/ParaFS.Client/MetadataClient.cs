@@ -68,17 +68,16 @@ internal sealed class MetadataClient : IAsyncDisposable
     /// <summary>True while at least one connection to the MDS is open.</summary>
     public bool IsConnected => _rpc.OpenConnections > 0;
 
-    /// <summary>One attempt to connect (which re-attaches the session); false if the MDS did not answer.</summary>
-    public async Task<bool> TryReconnectAsync()
+    /// <summary>One attempt to connect (which re-attaches the session); an MDS that does not answer is tried again later.</summary>
+    public async Task TryReconnectAsync()
     {
         try
         {
             await _rpc.CallAsync(Methods.Ping, new StatFsRequest(), StatFsRequest.Parser).ConfigureAwait(false);
-            return true;
         }
         catch (Exception e) when (e is RpcException or ObjectDisposedException or OperationCanceledException)
         {
-            return false;
+            // Still away: the next check tries again.
         }
     }
 

@@ -41,6 +41,6 @@ internal static partial class Log
     [LoggerMessage(208, LogLevel.Error, "background work failed: {What}")]
     public static partial void BackgroundFailed(ILogger logger, string what, Exception exception);
 
-    [LoggerMessage(212, LogLevel.Information, "recovering: for {Seconds} s clients may bring back files they held open before this start; until then migrations wait before cutting over and retired objects stay")]
+    [LoggerMessage(212, LogLevel.Information, "recovering: for {Seconds} s clients may bring back files they held open before this start; until then migrations wait before cutting over, retired objects stay and files unlinked while open are kept")]
     public static partial void Recovering(ILogger logger, double seconds);
 }

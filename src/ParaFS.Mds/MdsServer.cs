@@ -277,7 +277,6 @@ public sealed class MdsServer : IAsyncDisposable
 
     private async Task BackgroundLoopAsync()
     {
-        var startedAt = Environment.TickCount64;
         var orphansReclaimed = false;
         try
         {
@@ -311,7 +310,7 @@ public sealed class MdsServer : IAsyncDisposable
 
                     // Files unlinked while open before a restart: their clients had a lease to
                     // come back and claim them; what nobody claimed is deleted now.
-                    if (!orphansReclaimed && Environment.TickCount64 - startedAt > Sessions.Lease.TotalMilliseconds)
+                    if (!orphansReclaimed && Sessions.RecoveryLeft == TimeSpan.Zero)
                     {
                         orphansReclaimed = true;
                         if (await Namespace.ReclaimOrphansAsync().ConfigureAwait(false) > 0)
