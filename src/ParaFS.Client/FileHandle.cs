@@ -49,7 +49,7 @@ public sealed class FileHandle
     /// <summary>Set by a layout-changed callback: the layout is fetched again before the next I/O.</summary>
     internal bool LayoutStale { get; set; }
 
-    internal ReadAheadBuffer? ReadAhead { get; set; }
+    internal ReadAheadWindows ReadAhead { get; } = new();
 
     /// <summary>The size as this client sees it: what the MDS said, extended by this client's writes.</summary>
     public long Size

@@ -66,9 +66,7 @@ public sealed partial class ParaFsClient
         }
 
         var report = handle.PendingReport();
-        var readAhead = handle.ReadAhead;
-        handle.ReadAhead = null;
-        readAhead?.Release();
+        handle.ReadAhead.Drop();
 
         // The handle stays in the open set until the MDS has closed it: if this call is the first
         // after an MDS restart, the reconnect brings the handle back before the close arrives.
@@ -501,8 +499,7 @@ public sealed partial class ParaFsClient
 
     private async Task<bool> TryReadAheadAsync(FileHandle handle, long offset, Memory<byte> target)
     {
-        var window = handle.ReadAhead;
-        if (window is null || !window.Covers(offset, target.Length) || !window.TryAddReference())
+        if (handle.ReadAhead.Find(offset, target.Length) is not { } window)
         {
             return false;
         }
@@ -517,6 +514,7 @@ public sealed partial class ParaFsClient
             }
 
             window.Memory.Slice(start, target.Length).CopyTo(target);
+            handle.ReadAhead.NoteServed();
             return true;
         }
         finally
@@ -525,7 +523,10 @@ public sealed partial class ParaFsClient
         }
     }
 
-    /// <summary>After two reads in a row that continue each other, fetches the next rows of stripes from every target at once, within the memory budget.</summary>
+    /// <summary>
+    /// After two reads in a row that continue each other, fetches the next rows of stripes from
+    /// every target at once, within the memory budget, while less than half a window is ahead.
+    /// </summary>
     private void StartReadAhead(FileHandle handle, long from, long size, int sequential)
     {
         if (sequential < 2 || from >= size || handle.Map.StripeCount == 0 || _options.ReadAheadRows <= 0)
@@ -533,28 +534,24 @@ public sealed partial class ParaFsClient
             return;
         }
 
-        var current = handle.ReadAhead;
         var row = (long)handle.Map.StripeSize * handle.Map.StripeCount;
         var windowBytes = (int)Math.Min(row * _options.ReadAheadRows, int.MaxValue / 2);
-
-        // Keep going only when the reader is into the second half of the current window.
-        if (current is not null && from < current.End - (windowBytes / 2) && from >= current.Start)
+        var start = handle.ReadAhead.NextStart(from, windowBytes);
+        var length = start < 0 ? 0 : (int)Math.Min(windowBytes, size - start);
+        if (length <= 0)
         {
             return;
         }
 
-        var start = current is not null && from >= current.Start && from <= current.End ? current.End : from;
-        var length = (int)Math.Min(windowBytes, size - start);
-        if (length <= 0 || Interlocked.Add(ref _readAheadBytes, length) > _options.ReadAheadMemory)
+        if (Interlocked.Add(ref _readAheadBytes, length) > _options.ReadAheadMemory)
         {
-            Interlocked.Add(ref _readAheadBytes, -Math.Max(length, 0));
+            Interlocked.Add(ref _readAheadBytes, -length);
             return;
         }
 
         var next = new ReadAheadBuffer(start, length, bytes => Interlocked.Add(ref _readAheadBytes, -bytes));
         next.Filled = FillAsync(handle, next);
-        handle.ReadAhead = next;
-        current?.Release();
+        handle.ReadAhead.Add(next);
     }
 
     private async Task<int> FillAsync(FileHandle handle, ReadAheadBuffer window)
@@ -571,10 +568,5 @@ public sealed partial class ParaFsClient
         }
     }
 
-    private static void DropReadAhead(FileHandle handle)
-    {
-        var window = handle.ReadAhead;
-        handle.ReadAhead = null;
-        window?.Release();
-    }
+    private static void DropReadAhead(FileHandle handle) => handle.ReadAhead.Drop();
 }
