@@ -67,7 +67,8 @@ public sealed class ClusterTests
 
     /// <summary>
     /// The check from the `parafs` command's issue, as a new user would do it: up; dd 256 MiB;
-    /// getstripe shows 4 objects on 4 targets; each OST holds about a quarter; df adds up;
+    /// getstripe shows 4 objects on 4 targets; setstripe on the mount point sets new files' default;
+    /// each OST holds about a quarter; df adds up;
     /// Ctrl-C; up again on the same data; the file's sha256 is unchanged.
     /// </summary>
     [MountFact]
@@ -86,6 +87,15 @@ public sealed class ClusterTests
             var targets = System.Text.RegularExpressions.Regex.Matches(layout, "\"target\": (\\d+)").Select(m => m.Groups[1].Value).ToList();
             Assert.Equal(4, targets.Count);
             Assert.Equal(4, targets.Distinct().Count());
+
+            // lfs setstripe's commonest use: a default on the mount point itself (its parent is
+            // another file system). New files get it; the file already written keeps its own.
+            await Shell.OkAsync($"dotnet '{ParafsUp.ParafsDll}' setstripe -c 2 '{mnt}'");
+            await Shell.OkAsync($"echo two > '{mnt}/two'");
+            var two = await Shell.OkAsync($"dotnet '{ParafsUp.ParafsDll}' getstripe --json '{mnt}/two'");
+            Assert.Equal(2, System.Text.RegularExpressions.Regex.Matches(two, "\"target\": (\\d+)").Count);
+            await Shell.OkAsync($"dotnet '{ParafsUp.ParafsDll}' setstripe -c 4 '{mnt}'");
+            File.Delete(Path.Combine(mnt, "two"));
 
             await Shell.OkAsync("sync");
             foreach (var ost in Directory.GetDirectories(data, "ost-*"))

@@ -49,8 +49,11 @@ internal static class StripeCommands
         }
 
         policy.Pool = args.Value("-p", "--pool") ?? "";
-        await using var session = await ToolSession.OpenAsync(ToolSession.Mds(args, Path.GetDirectoryName(Path.GetFullPath(path)))).ConfigureAwait(false);
-        if (!File.Exists(path) && !Directory.Exists(path))
+        // A path that does not exist yet is found through its directory; one that does (the mount
+        // point itself included, whose parent is another file system) through itself.
+        var exists = File.Exists(path) || Directory.Exists(path);
+        await using var session = await ToolSession.OpenAsync(ToolSession.Mds(args, exists ? path : Path.GetDirectoryName(Path.GetFullPath(path)))).ConfigureAwait(false);
+        if (!exists)
         {
             // Created through the mount, so the kernel applies this process's umask, then given
             // its layout while still empty.
