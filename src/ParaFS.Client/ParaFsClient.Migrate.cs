@@ -25,6 +25,18 @@ public sealed record MigrationOptions
 
     /// <summary>Times the whole file may be started over (a truncate aborted the copy) before giving up.</summary>
     public int FileAttempts { get; init; } = 4;
+
+    /// <summary>Told while a file waits for its open holders to switch layouts, and once more (nobody left) when the wait ends.</summary>
+    public Action<HolderWait>? Waiting { get; init; }
+}
+
+/// <summary>A migration waiting before it copies or cuts over.</summary>
+/// <param name="Ino">The file.</param>
+/// <param name="Holders">Clients holding it open that have not switched to the new layout yet.</param>
+/// <param name="RecoveryLeft">When the MDS started recently: how long clients from before its start still have to come back (their opens may not be counted yet).</param>
+public readonly record struct HolderWait(ulong Ino, int Holders, TimeSpan RecoveryLeft)
+{
+    public bool Over => Holders == 0 && RecoveryLeft == TimeSpan.Zero;
 }
 
 public enum MigrationOutcome
@@ -114,7 +126,7 @@ public sealed partial class ParaFsClient
             var target = (Layout: pending, Map: LayoutView.MapOf(pending));
 
             var started = Stopwatch.GetTimestamp();
-            await WaitForSwitchAsync(ino, begun.Generation, cancellationToken).ConfigureAwait(false);
+            await WaitForSwitchAsync(ino, begun.Generation, options.Waiting, cancellationToken).ConfigureAwait(false);
             waited += Stopwatch.GetElapsedTime(started);
 
             // Everything written before every holder switched is in the old objects, up to the
@@ -158,7 +170,7 @@ public sealed partial class ParaFsClient
     public async Task<Layout> BeginMigrationAsync(Caller caller, ulong ino, LayoutPolicy policy, CancellationToken cancellationToken = default)
     {
         var begun = (await _mds.CallAsync(Methods.MdsMigrateBegin, new MigrateRequest { Caller = caller, Ino = ino, Policy = policy }, GetStripeReply.Parser, idempotent: true, cancellationToken).ConfigureAwait(false)).Layout;
-        await WaitForSwitchAsync(ino, begun.Generation, cancellationToken).ConfigureAwait(false);
+        await WaitForSwitchAsync(ino, begun.Generation, null, cancellationToken).ConfigureAwait(false);
         _cache.DropAttr(ino);
         return begun;
     }
@@ -192,15 +204,24 @@ public sealed partial class ParaFsClient
     }
 
     /// <summary>Waits until every client holding the file open writes to both layouts (the MDS repeats its callback to the others).</summary>
-    private async Task WaitForSwitchAsync(ulong ino, ulong generation, CancellationToken cancellationToken)
+    private async Task WaitForSwitchAsync(ulong ino, ulong generation, Action<HolderWait>? waiting, CancellationToken cancellationToken)
     {
         for (var attempt = 0; ; attempt++)
         {
             var reply = await _mds.CallAsync(Methods.MdsLayoutWait, new LayoutWaitRequest { Ino = ino, Generation = generation }, LayoutWaitReply.Parser, idempotent: true, cancellationToken).ConfigureAwait(false);
             if (reply.WaitingSessions == 0)
             {
+                if (attempt > 0)
+                {
+                    waiting?.Invoke(new HolderWait(ino, 0, TimeSpan.Zero));
+                }
+
                 return;
             }
+
+            // While the MDS recovers it counts one holder more: the clients that may still come back.
+            var recovery = TimeSpan.FromMilliseconds(reply.RecoveryMsLeft);
+            waiting?.Invoke(new HolderWait(ino, (int)reply.WaitingSessions - (recovery > TimeSpan.Zero ? 1 : 0), recovery));
 
             await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(500, 10 << Math.Min(attempt, 6))), cancellationToken).ConfigureAwait(false);
         }

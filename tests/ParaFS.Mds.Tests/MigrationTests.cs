@@ -119,7 +119,9 @@ public abstract class MigrationTests(TestStore store)
         Assert.DoesNotContain(a.SelectMany(t => t.Deletes), id => begun.Objects.Any(o => o.ObjectId == id));
 
         // A mover is told to wait, and a cut-over is refused, while holders may be on their way back.
-        Assert.True((await mover2.CallAsync(Methods.MdsLayoutWait, new LayoutWaitRequest { Ino = moving, Generation = other.Generation }, LayoutWaitReply.Parser)).WaitingSessions >= 1);
+        var wait = await mover2.CallAsync(Methods.MdsLayoutWait, new LayoutWaitRequest { Ino = moving, Generation = other.Generation }, LayoutWaitReply.Parser);
+        Assert.True(wait.WaitingSessions >= 1);
+        Assert.InRange(wait.RecoveryMsLeft, 1u, (uint)lease.TotalMilliseconds); // the mover can say what it waits for
         var early = await Assert.ThrowsAsync<RpcException>(() => mover2.CallAsync(Methods.MdsMigrateCommit, new MigrateRequest { Caller = new Caller(), Ino = moving, Generation = other.Generation }, GetStripeReply.Parser));
         Assert.Equal(Errno.EAGAIN, early.Errno);
         Assert.Contains("started recently", early.Message);
@@ -152,7 +154,9 @@ public abstract class MigrationTests(TestStore store)
             await Task.Delay(100);
         }
 
-        Assert.Equal(0u, (await mover2.CallAsync(Methods.MdsLayoutWait, new LayoutWaitRequest { Ino = moving, Generation = other.Generation }, LayoutWaitReply.Parser)).WaitingSessions);
+        var after = await mover2.CallAsync(Methods.MdsLayoutWait, new LayoutWaitRequest { Ino = moving, Generation = other.Generation }, LayoutWaitReply.Parser);
+        Assert.Equal(0u, after.WaitingSessions);
+        Assert.Equal(0u, after.RecoveryMsLeft);
         await mover2.CallAsync(Methods.MdsMigrateCommit, new MigrateRequest { Caller = new Caller(), Ino = moving, Generation = other.Generation }, GetStripeReply.Parser);
         await mds.Server.Namespace.ReleaseRetiredAsync();
         await mds.Server.DrainDeletionsAsync();

@@ -58,8 +58,8 @@ internal static class DrainCommand
         }
 
         var policy = new LayoutPolicy { Pool = args.Value("-p", "--pool") ?? "" };
-        var options = new MigrationOptions { Throttle = MigrateCommand.Throttle(args, "drain"), AvoidTarget = target };
         using var reporter = new MigrationReporter("drain", json);
+        var options = new MigrationOptions { Throttle = MigrateCommand.Throttle(args, "drain"), AvoidTarget = target, Waiting = reporter.Waiting };
 
         // Rounds until no file has data (or a migration in progress) on the target: a scan may
         // meet files created just before the drain began.

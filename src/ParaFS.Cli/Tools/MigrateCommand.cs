@@ -71,7 +71,7 @@ internal static class MigrateCommand
 
         using var reporter = new MigrationReporter("migrate", args.Has("--json"));
         reporter.AddWork(files.Count, files.Sum(f => f.Size));
-        var options = new MigrationOptions { Throttle = throttle };
+        var options = new MigrationOptions { Throttle = throttle, Waiting = reporter.Waiting };
         var interrupted = await RunFilesAsync(session, files.Select(f => (f.Path, f.Ino)), policy, options, parallel, reporter, stop.Token).ConfigureAwait(false);
         reporter.Finish(interrupted);
         return interrupted ? 130 : reporter.Failed > 0 ? 1 : 0;

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -7,7 +8,8 @@ namespace ParaFS.Cli.Tools;
 
 /// <summary>
 /// Progress of a migrate or drain run: for people, one line to stderr per second (files, bytes,
-/// rate, ETA); with --json, JSON lines to stdout (progress, one per file, and a summary).
+/// rate, ETA, and what the run waits for when it waits); with --json, JSON lines to stdout
+/// (progress, one per file, and a summary).
 /// </summary>
 internal sealed class MigrationReporter : IDisposable
 {
@@ -23,6 +25,7 @@ internal sealed class MigrationReporter : IDisposable
     private int _failed;
     private TimeSpan _longestCommit;
     private TimeSpan _longestAckWait;
+    private readonly ConcurrentDictionary<ulong, HolderWait> _waits = new();
 
     public MigrationReporter(string verb, bool json)
     {
@@ -42,6 +45,47 @@ internal sealed class MigrationReporter : IDisposable
     }
 
     public void Copied(long bytes) => Interlocked.Add(ref _bytesDone, bytes);
+
+    /// <summary>A file waits for its open holders to switch layouts (or for the MDS's recovery window), or stopped waiting.</summary>
+    public void Waiting(HolderWait wait)
+    {
+        if (wait.Over)
+        {
+            _waits.TryRemove(wait.Ino, out _);
+        }
+        else
+        {
+            _waits[wait.Ino] = wait;
+        }
+    }
+
+    /// <summary>The files waiting now.</summary>
+    internal IReadOnlyCollection<HolderWait> CurrentWaits => [.. _waits.Values];
+
+    /// <summary>What the progress line adds while files wait: empty when none does.</summary>
+    internal static string WaitText(IReadOnlyCollection<HolderWait> waits)
+    {
+        if (waits.Count == 0)
+        {
+            return "";
+        }
+
+        var text = new System.Text.StringBuilder();
+        var holders = waits.Sum(w => w.Holders);
+        if (holders > 0)
+        {
+            var files = waits.Count(w => w.Holders > 0);
+            text.Append(CultureInfo.InvariantCulture, $"; {files} {(files == 1 ? "file waits" : "files wait")} for {holders} open {(holders == 1 ? "holder" : "holders")} to switch layouts");
+        }
+
+        var recovery = waits.Max(w => w.RecoveryLeft);
+        if (recovery > TimeSpan.Zero)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"; the MDS restarted recently: cut-overs wait {Math.Ceiling(recovery.TotalSeconds):0}s more for its clients to come back");
+        }
+
+        return text.ToString();
+    }
 
     public void FileDone(string name, ulong ino, MigrationResult result)
     {
@@ -134,6 +178,7 @@ internal sealed class MigrationReporter : IDisposable
         var total = Volatile.Read(ref _bytesTotal);
         var rate = done / seconds;
         var eta = rate > 0 && total > done ? (total - done) / rate : 0;
+        var waits = CurrentWaits;
         lock (_lock)
         {
             if (_json)
@@ -147,12 +192,15 @@ internal sealed class MigrationReporter : IDisposable
                     BytesTotal = total,
                     RateBytesPerSecond = rate,
                     EtaSeconds = eta,
+                    WaitingFiles = waits.Count,
+                    WaitingHolders = waits.Sum(w => w.Holders),
+                    MdsRecoverySecondsLeft = waits.Count == 0 ? 0 : waits.Max(w => w.RecoveryLeft).TotalSeconds,
                 }, Compact));
             }
             else
             {
                 Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{_verb}: {_filesDone}/{_filesTotal} files, {Sizes.Human(done)}/{Sizes.Human(total)}, {Sizes.Human((long)rate)}/s, ETA {eta:0}s"));
+                    $"{_verb}: {_filesDone}/{_filesTotal} files, {Sizes.Human(done)}/{Sizes.Human(total)}, {Sizes.Human((long)rate)}/s, ETA {eta:0}s{WaitText(waits)}"));
             }
         }
     }

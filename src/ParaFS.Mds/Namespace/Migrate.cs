@@ -159,8 +159,9 @@ public sealed partial class MdsNamespace
 
         // While the MDS recovers, holders from before its start may be missing from the count:
         // the mover waits for them as for the others (one more, until the window closes).
-        var unknown = _sessions.RecoveryLeft > TimeSpan.Zero ? 1 : 0;
-        return new LayoutWaitReply { WaitingSessions = (uint)(waiting.Count + unknown) };
+        var recovery = _sessions.RecoveryLeft;
+        var unknown = recovery > TimeSpan.Zero ? 1 : 0;
+        return new LayoutWaitReply { WaitingSessions = (uint)(waiting.Count + unknown), RecoveryMsLeft = (uint)Math.Ceiling(recovery.TotalMilliseconds) };
     }
 
     /// <summary>Regular files in inode order, optionally only those with an object (of any kind) on one target.</summary>
