@@ -20,7 +20,7 @@ JOBS = [
     ("c", "c", "checkpoint read (cache dropped), bs=1M", "read", "bw"),
     ("c-settled", "c", f"the same read, {settle} s after dropping the cache again", "read", "bw"),
     ("c-warm", "c", "the same read, the cache dropped and twice the file's size of memory filled and freed just before", "read", "bw"),
-    ("c-held", "c", "the same read right after a cache drop, the VM's free page reporting held off (memory as without a balloon)", "read", "bw"),
+    ("c-held", "c", "the same as (a) then (c), with the VM's free page reporting held off and memory filled and freed before (as without a balloon)", "read", "bw"),
     ("d-buffered", "d", "random 4 KiB reads, 4 jobs, buffered", "read", "iops"),
     ("d-direct", "d", "random 4 KiB reads, 4 jobs, O_DIRECT", "read", "iops"),
     ("e-buffered", "e", "random 128 KiB reads, 4 jobs, buffered", "read", "bw"),
