@@ -170,6 +170,50 @@ public abstract class MigrationTests(TestStore store)
         Assert.All(begun.Objects, o => Assert.Contains(o.ObjectId, a.SelectMany(t => t.Deletes)));
     }
 
+    /// <summary>
+    /// A client attaches its session on each of its connections. When the newest closes (a
+    /// network break on one socket) while another stays, the session must live on there: before,
+    /// it lost its connection, its lease ran out, and the MDS forgot the client's opens while the
+    /// client went on using them (a migration then neither waited for it nor called it back).
+    /// </summary>
+    [SuiteFact]
+    public async Task A_session_outlives_one_of_its_connections_and_its_callbacks_move_to_another()
+    {
+        var lease = TimeSpan.FromMilliseconds(500);
+        var (mds, _, _) = await StartAsync(lease);
+        await using var _ = mds;
+        await using var mover = await mds.ClientAsync();
+        var ino = await FileInPoolAAsync(mover, "held");
+        var pushed = new TaskCompletionSource<LayoutChanged>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var holder = await mds.ClientAsync(onPush: (push, _) =>
+        {
+            if (push.Method == Methods.PushLayoutChanged)
+            {
+                pushed.TrySetResult(push.ParseMessage(LayoutChanged.Parser));
+            }
+
+            return ValueTask.CompletedTask;
+        });
+        var open = await holder.OpenAsync(ino, 2);
+
+        // The same client's second connection attaches the session too, then breaks.
+        var second = new RpcClient(mds.Server.Endpoint, new RpcClientOptions { ConnectionsPerServer = 1 });
+        var attach = new SessionRequest { SessionId = holder.SessionId, ClientName = "test" };
+        attach.OpenHandles.Add(new OpenHandle { Handle = open.Handle, Ino = ino, Flags = 2, LayoutGeneration = 1 });
+        Assert.Equal(holder.SessionId, (await second.CallAsync(Methods.MdsSession, attach, SessionReply.Parser)).SessionId);
+        await second.DisposeAsync();
+
+        await Task.Delay(lease * 3);
+        Assert.Empty(mds.Server.Sessions.ExpireSessions());
+
+        var begun = (await mover.CallAsync(Methods.MdsMigrateBegin, Begin(ino, "b"), GetStripeReply.Parser)).Layout;
+        var wait = await mover.CallAsync(Methods.MdsLayoutWait, new LayoutWaitRequest { Ino = ino, Generation = begun.Generation }, LayoutWaitReply.Parser);
+        Assert.Equal(1u, wait.WaitingSessions);
+        var callback = await pushed.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(ino, callback.Ino);
+        Assert.Equal(begun.Generation, callback.Generation);
+    }
+
     [SuiteFact]
     public async Task Abort_keeps_the_old_layout_and_retires_the_new_objects()
     {

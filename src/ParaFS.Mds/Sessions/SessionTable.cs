@@ -12,7 +12,11 @@ public sealed class ClientSession(ulong id, string clientName)
 
     public string ClientName { get; } = clientName;
 
+    /// <summary>Where callbacks go: the newest of <see cref="Attached"/> that is still open.</summary>
     public RpcServerConnection? Connection { get; set; }
+
+    /// <summary>Every open connection that attached this session (a client keeps several); changed under the table's lock.</summary>
+    internal List<RpcServerConnection> Attached { get; } = [];
 
     /// <summary>When the connection went away; the session is released a lease after that.</summary>
     public long DisconnectedAtMs { get; set; }
@@ -68,7 +72,15 @@ public sealed class SessionTable
                 _sessions[session.Id] = session;
             }
 
+            if (connection.State is ClientSession previous && previous != session)
+            {
+                // The connection served another session before (the client started a new one).
+                LeaveLocked(previous, connection);
+            }
+
             session.Connection = connection;
+            session.Attached.RemoveAll(c => c.IsClosed || c == connection);
+            session.Attached.Add(connection);
             session.DisconnectedAtMs = 0;
             foreach (var (open, generation) in handles)
             {
@@ -85,15 +97,28 @@ public sealed class SessionTable
         }
     }
 
+    /// <summary>
+    /// A connection closed. Its session's callbacks move to another connection the client
+    /// attached it on; only when none is left does the lease start to run out.
+    /// </summary>
     public void Detached(RpcServerConnection connection)
     {
         lock (_lock)
         {
-            if (connection.State is ClientSession session && session.Connection == connection)
+            if (connection.State is ClientSession session)
             {
-                session.Connection = null;
-                session.DisconnectedAtMs = Environment.TickCount64;
+                LeaveLocked(session, connection);
             }
+        }
+    }
+
+    private static void LeaveLocked(ClientSession session, RpcServerConnection connection)
+    {
+        session.Attached.RemoveAll(c => c.IsClosed || c == connection);
+        if (session.Connection == connection)
+        {
+            session.Connection = session.Attached.Count > 0 ? session.Attached[^1] : null;
+            session.DisconnectedAtMs = session.Connection is null ? Environment.TickCount64 : 0;
         }
     }
 
