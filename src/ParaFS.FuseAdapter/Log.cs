@@ -13,4 +13,7 @@ internal static partial class Log
 
     [LoggerMessage(602, LogLevel.Information, "read priority: small reads stay slow with writes paced to the floor, so the writes are not the cause; their median of {MedianMicros:F0} us is the new baseline")]
     public static partial void Rebaselined(ILogger logger, double medianMicros);
+
+    [LoggerMessage(603, LogLevel.Warning, "an application got {Errno}: {Reason} (the same reason is logged at most once a minute)")]
+    public static partial void ErrorToApplication(ILogger logger, string errno, string reason);
 }

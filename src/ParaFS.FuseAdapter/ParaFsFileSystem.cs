@@ -41,6 +41,7 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
     private readonly ConcurrentDictionary<ulong, FileHandle> _handles = new();
     private readonly ConcurrentDictionary<ulong, ulong> _sizeShownToKernel = new();
     private readonly CallerGroups _callers = new();
+    private readonly ErrorReport _errors = new(logger);
     private readonly TimeSpan _timeout = cacheTimeout ?? TimeSpan.FromSeconds(1);
     private long _lastDirHandle;
 
@@ -445,7 +446,7 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
     }
 
     /// <summary>A ParaFS error as the kernel should see it: the same errno, the message kept for logs.</summary>
-    private static FuseException Translate(ParaFsException e) => new((int)e.Errno, e.Message);
+    private FuseException Translate(ParaFsException e) => _errors.Translate(e);
 
     private FileHandle Handle(ulong fileHandle) =>
         _handles.TryGetValue(fileHandle, out var handle) ? handle : throw new FuseException(EBADF, $"file handle {fileHandle} is not open");

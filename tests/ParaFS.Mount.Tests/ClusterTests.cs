@@ -49,6 +49,27 @@ public sealed class ClusterTests
         }
     }
 
+    /// <summary>An application sees only ENOSPC; the mount's log says why and what to do.</summary>
+    [MountFact]
+    public async Task A_file_that_cannot_be_placed_gives_ENOSPC_and_the_mount_log_says_why()
+    {
+        await using var up = await ParafsUp.StartAsync();
+        var dir = Path.Combine(up.MountPoint, "nowhere");
+        Directory.CreateDirectory(dir);
+        await Shell.OkAsync($"dotnet '{ParafsUp.ParafsDll}' setstripe -p nosuchpool '{dir}'");
+
+        var (code, output) = await Shell.RunAsync($"touch '{dir}/x'");
+        Assert.NotEqual(0, code);
+        Assert.Contains("No space left on device", output, StringComparison.Ordinal);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!up.Output.Contains("an application got ENOSPC", StringComparison.Ordinal) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.Contains("no target is registered in pool 'nosuchpool'", up.Output, StringComparison.Ordinal);
+    }
+
     [MountFact]
     public async Task A_killed_daemon_gives_ENOTCONN_not_a_hang_and_parafs_umount_recovers_the_mount_point()
     {

@@ -1,0 +1,59 @@
+using Microsoft.Extensions.Logging;
+using ParaFS.Common;
+using ParaFS.FuseAdapter;
+
+namespace ParaFS.Mount.Tests;
+
+/// <summary>Why an application got EIO or ENOSPC goes to the mount's log, once a minute per reason.</summary>
+public sealed class ErrorReportTests
+{
+    private long _now = 1_000_000;
+    private readonly Lines _log = new();
+
+    [Fact]
+    public void A_cluster_error_is_logged_with_its_reason_once_a_minute()
+    {
+        var report = new ErrorReport(_log, () => _now);
+        var full = new ParaFsException(Errno.ENOSPC, "cannot place a new file: no target is registered in pool 'x'; start an OST with --pool x");
+
+        Assert.Equal((int)Errno.ENOSPC, report.Translate(full).Errno);
+        Assert.Equal((int)Errno.ENOSPC, report.Translate(full).Errno);
+        Assert.Equal(["an application got ENOSPC: cannot place a new file: no target is registered in pool 'x'; start an OST with --pool x (the same reason is logged at most once a minute)"], _log.Messages);
+
+        report.Translate(new ParaFsException(Errno.EIO, "target 3 at 10.0.0.3:7003 did not answer"));
+        Assert.Equal(2, _log.Messages.Count);
+
+        _now += (long)ErrorReport.Interval.TotalMilliseconds + 1;
+        report.Translate(full);
+        Assert.Equal(3, _log.Messages.Count);
+    }
+
+    [Fact]
+    public void Errors_applications_meet_as_a_matter_of_course_are_not_logged()
+    {
+        var report = new ErrorReport(_log, () => _now);
+        Assert.Equal((int)Errno.ENOENT, report.Translate(new ParaFsException(Errno.ENOENT, "no entry 'a' in directory 1")).Errno);
+        report.Translate(new ParaFsException(Errno.EEXIST, "'a' exists"));
+        report.Translate(new ParaFsException(Errno.EACCES, "permission denied"));
+        Assert.Empty(_log.Messages);
+        Assert.True(ErrorReport.IsClusterError(Errno.ENOTCONN));
+        Assert.False(ErrorReport.IsClusterError(Errno.ENOTEMPTY));
+    }
+
+    private sealed class Lines : ILogger
+    {
+        public List<string> Messages { get; } = [];
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            Assert.Equal(603, eventId.Id);
+            Assert.Equal(LogLevel.Warning, logLevel);
+            Messages.Add(formatter(state, exception));
+        }
+    }
+}
