@@ -16,4 +16,7 @@ internal static partial class Log
 
     [LoggerMessage(603, LogLevel.Warning, "an application got {Errno}: {Reason} (the same reason is logged at most once a minute)")]
     public static partial void ErrorToApplication(ILogger logger, string errno, string reason);
+
+    [LoggerMessage(604, LogLevel.Warning, "{Count} more errors to applications were not logged in the last minute (at most 20 lines a minute)")]
+    public static partial void ErrorsLeftOut(ILogger logger, int count);
 }
