@@ -8,7 +8,7 @@ namespace ParaFS.Mount.Tests;
 public sealed class ErrorReportTests
 {
     private long _now = 1_000_000;
-    private readonly Lines _log = new();
+    private readonly EventLog _log = new();
 
     [Fact]
     public void A_cluster_error_is_logged_with_its_reason_once_a_minute()
@@ -26,6 +26,8 @@ public sealed class ErrorReportTests
         _now += (long)ErrorReport.Interval.TotalMilliseconds + 1;
         report.Translate(full);
         Assert.Equal(3, _log.Messages.Count);
+        Assert.Equal([603, 603, 603], _log.Events);
+        Assert.All(_log.Levels, l => Assert.Equal(LogLevel.Warning, l));
     }
 
     [Fact]
@@ -54,22 +56,5 @@ public sealed class ErrorReportTests
         Assert.Empty(_log.Messages);
         Assert.True(ErrorReport.IsClusterError(Errno.ENOTCONN));
         Assert.False(ErrorReport.IsClusterError(Errno.ENOTEMPTY));
-    }
-
-    private sealed class Lines : ILogger
-    {
-        public List<string> Messages { get; } = [];
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            Assert.InRange(eventId.Id, 603, 604);
-            Assert.Equal(LogLevel.Warning, logLevel);
-            Messages.Add(formatter(state, exception));
-        }
     }
 }

@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Logging;
 using ParaFS.FuseAdapter;
 
 namespace ParaFS.Mount.Tests;
@@ -70,6 +69,7 @@ public sealed class ReadPriorityThrottleTests
 
         // One line when pacing starts and one when it ends, not one per window.
         Assert.Equal([600, 601], _log.Events);
+        Assert.All(_log.Messages, m => Assert.Contains("read priority", m, StringComparison.Ordinal));
     }
 
     [Fact]
@@ -90,6 +90,7 @@ public sealed class ReadPriorityThrottleTests
         Window(reads: 10, readMicros: 400, writes: 0);
         Assert.True(_throttle.LimitBytesPerSecond > ReadPriorityThrottle.FloorBytesPerSecond);
         Assert.Equal([600, 602], _log.Events);
+        Assert.All(_log.Messages, m => Assert.Contains("read priority", m, StringComparison.Ordinal));
     }
 
     [Fact]
@@ -186,22 +187,6 @@ public sealed class ReadPriorityThrottleTests
 }
 
 /// <summary>The event ids a throttle logs, in order.</summary>
-internal sealed class EventLog : ILogger
-{
-    public List<int> Events { get; } = [];
-
-    public IDisposable? BeginScope<TState>(TState state)
-        where TState : notnull => null;
-
-    public bool IsEnabled(LogLevel logLevel) => true;
-
-    public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-    {
-        Assert.Contains("read priority", formatter(state, exception));
-        Events.Add(eventId.Id);
-    }
-}
-
 /// <summary>The mount option that turns the pacing off (parafs mount -o, parafs up -o).</summary>
 public sealed class ReadPriorityOptionTests
 {
