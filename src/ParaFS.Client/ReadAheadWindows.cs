@@ -58,7 +58,7 @@ internal sealed class ReadAheadWindows
 
             if (from < (_older?.Start ?? last.Start) || from > last.End)
             {
-                Drop();
+                DropLocked();
                 return from;
             }
 
@@ -97,10 +97,15 @@ internal sealed class ReadAheadWindows
     {
         lock (_lock)
         {
-            _older?.Release();
-            _newer?.Release();
-            _older = null;
-            _newer = null;
+            DropLocked();
         }
+    }
+
+    private void DropLocked()
+    {
+        _older?.Release();
+        _newer?.Release();
+        _older = null;
+        _newer = null;
     }
 }
