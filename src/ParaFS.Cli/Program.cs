@@ -15,6 +15,7 @@ return args switch
     ["find", .. var rest] => await ParaFS.Cli.Tools.FindCommand.RunAsync(rest),
     ["migrate", .. var rest] => await ParaFS.Cli.Tools.MigrateCommand.RunAsync(rest),
     ["drain", .. var rest] => await ParaFS.Cli.Tools.DrainCommand.RunAsync(rest),
+    ["fsck", .. var rest] => await ParaFS.Cli.Tools.FsckCommand.RunAsync(rest),
     ["--version"] => Version(),
     _ => Usage.Print(args),
 };

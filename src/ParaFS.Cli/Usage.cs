@@ -22,6 +22,7 @@ internal static class Usage
           find       PATH [--pool POOL] [--target N]
           migrate    [-p POOL] [-c COUNT] [-S SIZE] [-r] [--throttle MB/s] [--json] PATH...   (online)
           drain      TARGET [-p POOL] [--throttle MB/s] [--json]                               (online)
+          fsck       [--repair] [--json] [PATH]: objects no file refers to, and files on lost targets (online)
 
         Run `parafs VERB --help` for a verb's options.
         """;

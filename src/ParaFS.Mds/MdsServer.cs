@@ -237,7 +237,7 @@ public sealed class MdsServer : IAsyncDisposable
         var failedTargets = new HashSet<int>();
         while (true)
         {
-            var batch = await _store.ReadAsync(tx => tx.PeekObjectDeletions(256), cancellationToken).ConfigureAwait(false);
+            var batch = await _store.ReadAsync(tx => tx.ListObjectDeletions(0, 256), cancellationToken).ConfigureAwait(false);
             var todo = batch.Where(d => !failedTargets.Contains(d.TargetId)).ToList();
             if (todo.Count == 0)
             {

@@ -50,6 +50,9 @@ public static class Methods
     // Other MDS calls.
     public const uint SetTargetState = 210;
 
+    /// <summary>parafs fsck's view of the MDS's object bookkeeping: the deletion queue and the object id counters.</summary>
+    public const uint ObjectBookkeeping = 211;
+
     // Object operations (served by an OST; messages in ost.proto).
     public const uint OstWrite = 300;
     public const uint OstRead = 301;

@@ -265,6 +265,60 @@ public abstract class MigrationTests(TestStore store)
         Assert.Equal(begun.Objects.Concat(begun.Pending.Objects).Select(o => o.ObjectId).Order(), a.Concat(b).SelectMany(t => t.Deletes).Order());
     }
 
+    /// <summary>parafs fsck's view: the deletion queue in pages, oldest first, and the last object id handed out per target; root only.</summary>
+    [SuiteFact]
+    public async Task Object_bookkeeping_pages_the_deletion_queue_and_gives_each_targets_last_object_id()
+    {
+        var (mds, a, b) = await StartAsync();
+        await using var _ = mds;
+        await using var client = await mds.ClientAsync();
+        var layouts = new List<Layout>();
+        for (var i = 0; i < 3; i++)
+        {
+            var ino = await FileInPoolAAsync(client, $"f{i}");
+            layouts.Add((await client.CallAsync(Methods.MdsGetStripe, new GetStripeRequest { Ino = ino }, GetStripeReply.Parser)).Layout);
+        }
+
+        // Pool a's targets stop answering, so the unlinks' deletions stay queued.
+        foreach (var target in a)
+        {
+            await target.StopServingAsync();
+        }
+
+        await client.UnlinkAsync(Root, "f0");
+        await client.UnlinkAsync(Root, "f1");
+        await mds.Server.DrainDeletionsAsync();
+
+        var denied = await Assert.ThrowsAsync<RpcException>(() => client.CallAsync(Methods.ObjectBookkeeping, new ObjectBookkeepingRequest { Caller = new Caller { Uid = 1000, Gid = 1000 }, Limit = 10 }, ObjectBookkeepingReply.Parser));
+        Assert.Equal(Errno.EPERM, denied.Errno);
+
+        var queued = new List<QueuedDeletion>();
+        ObjectBookkeepingReply page;
+        ulong after = 0;
+        var pages = 0;
+        do
+        {
+            page = await client.CallAsync(Methods.ObjectBookkeeping, new ObjectBookkeepingRequest { Caller = new Caller(), AfterDeletion = after, Limit = 3 }, ObjectBookkeepingReply.Parser);
+            queued.AddRange(page.Deletions);
+            after = page.NextAfter;
+            pages++;
+            var counters = page.Counters.ToDictionary(c => c.TargetId, c => c.LastObjectId);
+            Assert.Equal(a.Concat(b).Select(t => t.TargetId).Order(), counters.Keys.Order());
+            foreach (var target in a)
+            {
+                Assert.Equal(layouts.SelectMany(l => l.Objects).Where(o => o.TargetId == target.TargetId).Max(o => o.ObjectId), counters[target.TargetId]);
+            }
+
+            Assert.All(b, target => Assert.Equal(0UL, counters[target.TargetId]));
+        }
+        while (page.NextAfter != 0);
+
+        Assert.Equal(3, pages);
+        Assert.Equal(queued.Select(d => d.Id).Order(), queued.Select(d => d.Id));
+        var expected = layouts.Take(2).SelectMany(l => l.Objects).Select(o => (o.TargetId, o.ObjectId)).Order();
+        Assert.Equal(expected, queued.Select(d => (d.TargetId, d.ObjectId)).Order());
+    }
+
     /// <summary>The startup scan for retired objects must not make a stop right after a start fail (it once did, with OperationCanceledException).</summary>
     [SuiteFact]
     public async Task An_mds_stopped_right_after_it_started_stops_cleanly()

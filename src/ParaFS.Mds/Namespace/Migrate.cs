@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using ParaFS.Common;
 using ParaFS.Mds.Store;
+using ParaFS.Mds.Targets;
 using ParaFS.Protocol.Mds;
 
 namespace ParaFS.Mds.Namespace;
@@ -181,6 +182,32 @@ public sealed partial class MdsNamespace
         reply.NextAfter = batch.Count == 0 ? 0 : (ulong)batch[^1].Ino;
         return reply;
     });
+
+    /// <summary>
+    /// parafs fsck's view of the object bookkeeping: a page of the deletion queue, and the last
+    /// object id handed out on each registered target, read in one transaction.
+    /// </summary>
+    public Task<ObjectBookkeepingReply> ObjectBookkeepingAsync(RequestContext context, ulong afterDeletion, int limit)
+    {
+        if (context.Caller.Uid != 0)
+        {
+            throw new ParaFsException(Errno.EPERM, "only root may read the object bookkeeping (parafs fsck)");
+        }
+
+        return _store.ReadAsync(tx =>
+        {
+            var reply = new ObjectBookkeepingReply();
+            var page = tx.ListObjectDeletions((long)afterDeletion, Math.Clamp(limit, 1, 100_000));
+            reply.Deletions.AddRange(page.Select(d => new QueuedDeletion { Id = (ulong)d.Id, TargetId = (uint)d.TargetId, ObjectId = (ulong)d.ObjectId }));
+            reply.NextAfter = page.Count == 0 ? 0 : (ulong)page[^1].Id;
+            reply.Counters.AddRange(tx.ListTargets().Select(t => new TargetObjectCounter
+            {
+                TargetId = (uint)t.Id,
+                LastObjectId = (ulong)tx.LastId(StripeAllocator.ObjectCounter(t.Id)),
+            }));
+            return reply;
+        });
+    }
 
     /// <summary>At startup: finds files whose retired objects were not deleted before the MDS stopped.</summary>
     public async Task<int> FindRetiringAsync(CancellationToken cancellationToken)

@@ -31,6 +31,9 @@ public interface IStoreTransaction
     /// <summary>The next value of a named counter (inode numbers, object ids per target), starting at <paramref name="first"/>.</summary>
     long NextId(string counter, long first = 1);
 
+    /// <summary>The last value <see cref="NextId"/> may have handed out for <paramref name="counter"/> (0 when it never ran).</summary>
+    long LastId(string counter);
+
     InodeRecord? GetInode(long ino);
 
     void InsertInode(InodeRecord inode);
@@ -75,7 +78,8 @@ public interface IStoreTransaction
 
     void EnqueueObjectDeletion(int targetId, long objectId);
 
-    IReadOnlyList<ObjectDeletion> PeekObjectDeletions(int limit);
+    /// <summary>Queued object deletions with a queue id above <paramref name="afterId"/>, oldest first.</summary>
+    IReadOnlyList<ObjectDeletion> ListObjectDeletions(long afterId, int limit);
 
     void CompleteObjectDeletion(long id);
 }

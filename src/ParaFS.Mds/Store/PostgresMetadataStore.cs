@@ -386,7 +386,7 @@ public sealed class PostgresMetadataStore : IMetadataStore
         /// </summary>
         public long NextId(string counter, long first = 1)
         {
-            var sequence = "counter_" + new string(counter.Select(c => char.IsAsciiLetterOrDigit(c) ? char.ToLowerInvariant(c) : '_').ToArray());
+            var sequence = SequenceName(counter);
             if (!knownSequences.ContainsKey(sequence))
             {
                 // Remembered once it is seen committed: a sequence this transaction creates
@@ -403,6 +403,23 @@ public sealed class PostgresMetadataStore : IMetadataStore
 
             return (long)Scalar("SELECT nextval($1::regclass)", sequence)!;
         }
+
+        public long LastId(string counter)
+        {
+            var sequence = SequenceName(counter);
+            if (Scalar("SELECT to_regclass($1) IS NOT NULL", sequence) is not true)
+            {
+                return 0;
+            }
+
+            // A sequence is not transactional: a value taken by a transaction that rolled back
+            // counts too, which is what an upper bound of the ids handed out wants.
+            return (long)Scalar($"SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {sequence}")!;
+        }
+
+        /// <summary>A counter's sequence: its name with everything but ASCII letters and digits as '_'.</summary>
+        private static string SequenceName(string counter) =>
+            "counter_" + new string(counter.Select(c => char.IsAsciiLetterOrDigit(c) ? char.ToLowerInvariant(c) : '_').ToArray());
 
         public InodeRecord? GetInode(long ino)
         {
@@ -487,9 +504,9 @@ public sealed class PostgresMetadataStore : IMetadataStore
         public void EnqueueObjectDeletion(int targetId, long objectId) =>
             Run("INSERT INTO object_deletions (target, object) VALUES ($1, $2)", targetId, objectId);
 
-        public IReadOnlyList<ObjectDeletion> PeekObjectDeletions(int limit)
+        public IReadOnlyList<ObjectDeletion> ListObjectDeletions(long afterId, int limit)
         {
-            return StoreRows.All(Query("SELECT id, target, object FROM object_deletions ORDER BY id LIMIT $1", (long)limit), StoreRows.Deletion);
+            return StoreRows.All(Query("SELECT id, target, object FROM object_deletions WHERE id > $1 ORDER BY id LIMIT $2", afterId, (long)limit), StoreRows.Deletion);
         }
 
         public void CompleteObjectDeletion(long id) => Run("DELETE FROM object_deletions WHERE id = $1", id);

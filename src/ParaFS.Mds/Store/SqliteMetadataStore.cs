@@ -214,6 +214,8 @@ public sealed class SqliteMetadataStore : IMetadataStore
             return (long)Scalar("SELECT value FROM counters WHERE name = $a", counter)!;
         }
 
+        public long LastId(string counter) => Scalar("SELECT value FROM counters WHERE name = $a", counter) is long value ? value : 0;
+
         public InodeRecord? GetInode(long ino)
         {
             using var reader = Query($"SELECT {StoreRows.InodeColumns} FROM inodes WHERE ino = $a", ino);
@@ -297,9 +299,9 @@ public sealed class SqliteMetadataStore : IMetadataStore
         public void EnqueueObjectDeletion(int targetId, long objectId) =>
             Run("INSERT INTO object_deletions (target, object) VALUES ($a, $b)", targetId, objectId);
 
-        public IReadOnlyList<ObjectDeletion> PeekObjectDeletions(int limit)
+        public IReadOnlyList<ObjectDeletion> ListObjectDeletions(long afterId, int limit)
         {
-            return StoreRows.All(Query("SELECT id, target, object FROM object_deletions ORDER BY id LIMIT $a", limit), StoreRows.Deletion);
+            return StoreRows.All(Query("SELECT id, target, object FROM object_deletions WHERE id > $a ORDER BY id LIMIT $b", afterId, limit), StoreRows.Deletion);
         }
 
         public void CompleteObjectDeletion(long id) => Run("DELETE FROM object_deletions WHERE id = $a", id);

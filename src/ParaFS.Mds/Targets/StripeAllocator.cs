@@ -42,6 +42,9 @@ public sealed class StripeAllocator(TargetRegistry targets)
         return [.. Enumerable.Range(0, count).Select(i => pickFrom[(start + i) % pickFrom.Count])];
     }
 
+    /// <summary>The store counter object ids on a target come from.</summary>
+    public static string ObjectCounter(int targetId) => $"objects/{targetId}";
+
     /// <summary>A layout for a new regular file under <paramref name="policy"/>, with fresh object ids.</summary>
     public Layout Allocate(LayoutPolicy policy, IStoreTransaction tx)
     {
@@ -49,7 +52,7 @@ public sealed class StripeAllocator(TargetRegistry targets)
         var layout = new Layout { StripeSize = policy.StripeSize, StripeCount = (uint)chosen.Count, Pool = policy.Pool, Generation = 1 };
         foreach (var target in chosen)
         {
-            layout.Objects.Add(new StripeObject { TargetId = (uint)target.Id, ObjectId = (ulong)tx.NextId($"objects/{target.Id}") });
+            layout.Objects.Add(new StripeObject { TargetId = (uint)target.Id, ObjectId = (ulong)tx.NextId(ObjectCounter(target.Id)) });
         }
 
         return layout;
