@@ -70,6 +70,85 @@ public sealed class ClusterTests
         Assert.Contains("no target is registered in pool 'nosuchpool'", up.Output, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// parafs fsck on a running cluster: clean after a delete; then an object planted under a
+    /// deleted file's id (an orphan) and one under an id the MDS never handed out (ahead) are
+    /// reported, exit 1; --repair deletes both and nothing else; every file keeps its bytes.
+    /// </summary>
+    [MountFact]
+    public async Task Fsck_reports_planted_orphans_repairs_them_and_every_file_keeps_its_bytes()
+    {
+        await using var up = await ParafsUp.StartAsync();
+        var parafs = $"dotnet '{ParafsUp.ParafsDll}'";
+        var mnt = up.MountPoint;
+        for (var i = 0; i < 4; i++)
+        {
+            await Shell.OkAsync($"dd if=/dev/urandom of='{mnt}/f{i}' bs=1M count=3 status=none");
+        }
+
+        var sums = await Shell.OkAsync($"cd '{mnt}' && sha256sum f0 f1 f2");
+        var gone = await Shell.OkAsync($"{parafs} getstripe --json '{mnt}/f3'");
+        var first = System.Text.RegularExpressions.Regex.Match(gone, "\"target\": (\\d+),\\s*\"object\": (\\d+)");
+        Assert.True(first.Success, $"no object in getstripe's output:\n{gone}");
+        var target = int.Parse(first.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        var orphan = ulong.Parse(first.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture);
+        File.Delete(Path.Combine(mnt, "f3"));
+        var ost = OstDirectory(up, target);
+        await Eventually.TrueAsync(() => !File.Exists(ObjectFile(ost, orphan)), "the deleted file's object leaves its target");
+
+        var clean = await Shell.RunAsync($"{parafs} fsck '{mnt}'");
+        Assert.True(clean.Code == 0, $"fsck of a clean file system exited {clean.Code}:\n{clean.Output}");
+        Assert.Contains("clean: every object", clean.Output, StringComparison.Ordinal);
+
+        // A stale writer's object under the deleted file's id, and one no layout was ever given.
+        const ulong ahead = 0x10000;
+        var donor = Directory.EnumerateFiles(Path.Combine(ost, "objects"), "*", SearchOption.AllDirectories).First();
+        foreach (var id in new[] { orphan, ahead })
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(ObjectFile(ost, id))!);
+            File.Copy(donor, ObjectFile(ost, id));
+        }
+
+        var found = await Shell.RunAsync($"{parafs} fsck '{mnt}'");
+        Assert.True(found.Code == 1, $"fsck with orphans exited {found.Code}:\n{found.Output}");
+        Assert.Contains($"orphan: target {target} object 0x{orphan:x} ", found.Output, StringComparison.Ordinal);
+        Assert.Contains($"ahead: target {target} object 0x{ahead:x} ", found.Output, StringComparison.Ordinal);
+        Assert.Contains("NOT clean: 2 orphans", found.Output, StringComparison.Ordinal);
+
+        var user = await Shell.RunAsync($"setpriv --reuid 1000 --regid 1000 --clear-groups {parafs} fsck --mds {up.Mds}");
+        Assert.Equal(1, user.Code);
+        Assert.Contains("only root", user.Output, StringComparison.Ordinal);
+
+        var repaired = await Shell.RunAsync($"{parafs} fsck --repair '{mnt}'");
+        Assert.True(repaired.Code == 0, $"fsck --repair exited {repaired.Code}:\n{repaired.Output}");
+        Assert.Contains("repaired: 2 orphans deleted", repaired.Output, StringComparison.Ordinal);
+        Assert.False(File.Exists(ObjectFile(ost, orphan)));
+        Assert.False(File.Exists(ObjectFile(ost, ahead)));
+        Assert.Equal(0, (await Shell.RunAsync($"{parafs} fsck '{mnt}'")).Code);
+
+        await File.WriteAllTextAsync("/proc/sys/vm/drop_caches", "3");
+        Assert.Equal(sums, await Shell.OkAsync($"cd '{mnt}' && sha256sum f0 f1 f2"));
+    }
+
+    /// <summary>The data directory of the OST serving <paramref name="target"/> (its superblock names it).</summary>
+    private static string OstDirectory(ParafsUp up, int target)
+    {
+        foreach (var directory in Directory.GetDirectories(up.Data, "ost-*"))
+        {
+            using var superblock = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(directory, "superblock.json")));
+            if (superblock.RootElement.GetProperty("target_id").GetInt32() == target)
+            {
+                return directory;
+            }
+        }
+
+        throw new InvalidOperationException($"no OST data directory under {up.Data} belongs to target {target}");
+    }
+
+    /// <summary>Where the dir store keeps an object: objects/LL/MM/ID, LL and MM the id's two low bytes in hex.</summary>
+    private static string ObjectFile(string ost, ulong id) =>
+        Path.Combine(ost, "objects", $"{id & 0xff:x2}", $"{(id >> 8) & 0xff:x2}", $"{id:x16}");
+
     [MountFact]
     public async Task A_killed_daemon_gives_ENOTCONN_not_a_hang_and_parafs_umount_recovers_the_mount_point()
     {

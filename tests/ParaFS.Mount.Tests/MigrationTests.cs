@@ -11,7 +11,7 @@ namespace ParaFS.Mount.Tests;
 /// in use. An embedded cluster with pools vendorA:2 and vendorB:2, 200 files of 1 KiB to 256 MiB
 /// with known contents; while `parafs migrate -p vendorB -r` runs, three writers append and fsync
 /// and a reader reads at random (dropping the page cache so reads reach the OSTs). Then one
-/// vendorB target is drained under the same load.
+/// vendorB target is drained under the same load, and parafs fsck finds no object left behind.
 /// </summary>
 public sealed class MigrationTests(ITestOutputHelper output)
 {
@@ -68,6 +68,11 @@ public sealed class MigrationTests(ITestOutputHelper output)
         Assert.True(final.Errors.Count == 0, "a writer or reader got an error:\n" + string.Join('\n', final.Errors));
         Assert.Equal(0, final.WrongReads);
         Assert.True(final.Appends > 0, "the writers never appended");
+
+        // Nothing leaked: every object left on the targets belongs to a file or waits in the queue.
+        var fsck = await Shell.RunAsync($"{Parafs} fsck '{mnt}'", TimeSpan.FromMinutes(5));
+        Assert.True(fsck.Code == 0, $"parafs fsck after migrate and drain exited {fsck.Code}:\n{fsck.Output}");
+        output.WriteLine($"report: fsck: {fsck.Output.Trim().Split('\n').FirstOrDefault(l => l.StartsWith("clean", StringComparison.Ordinal))}");
 
         // Every file from the OSTs (not the page cache), against the contents it must have.
         await File.WriteAllTextAsync("/proc/sys/vm/drop_caches", "3");
