@@ -111,16 +111,15 @@ internal static class FsckCommand
             foreach (var file in page.Files)
             {
                 files++;
-                var layout = file.Layout;
-                var objects = layout.Objects.Concat(layout.Retired).Concat(layout.Pending?.Objects ?? []);
-                foreach (var o in objects)
+                foreach (var o in AllObjects(file.Layout))
                 {
                     if (referenced.TryGetValue(o.TargetId, out var ids))
                     {
                         ids.Add(o.ObjectId);
                     }
-                    else if (!registered.TryGetValue(o.TargetId, out var info) || info.State == TargetState.Retired)
+                    else if ((!registered.TryGetValue(o.TargetId, out var info) || info.State == TargetState.Retired) && file.Layout.Objects.Contains(o))
                     {
+                        // Only the objects reads use: a migration's or a cut-over's leftovers there lose nothing.
                         report.Dangling.Add(new Dangling(file.Ino, o.TargetId, o.ObjectId, info is null ? "not registered" : "retired"));
                     }
                 }
@@ -224,7 +223,7 @@ internal static class FsckCommand
         for (ulong after = 0; ;)
         {
             var page = await client.ListFilesAsync(after, 1024, 0, cancellationToken).ConfigureAwait(false);
-            foreach (var o in page.Files.SelectMany(f => f.Layout.Objects.Concat(f.Layout.Retired).Concat(f.Layout.Pending?.Objects ?? [])))
+            foreach (var o in page.Files.SelectMany(f => AllObjects(f.Layout)))
             {
                 wanted.Remove((o.TargetId, o.ObjectId));
             }
@@ -249,6 +248,10 @@ internal static class FsckCommand
             orphan.Deleted = true;
         }
     }
+
+    /// <summary>Every object a layout refers to: its own, a migration's pending ones, and those retired by a cut-over or an abort.</summary>
+    private static IEnumerable<StripeObject> AllObjects(Layout layout) =>
+        layout.Objects.Concat(layout.Retired).Concat(layout.Pending?.Objects ?? []);
 
     private static void Progress(string line) => Console.Error.WriteLine($"fsck: {line}");
 
