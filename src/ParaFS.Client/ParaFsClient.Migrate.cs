@@ -4,7 +4,6 @@ using System.Security.Cryptography;
 using ParaFS.Common;
 using ParaFS.Protocol;
 using ParaFS.Protocol.Mds;
-using ParaFS.Protocol.Ost;
 
 namespace ParaFS.Client;
 
@@ -233,8 +232,7 @@ public sealed partial class ParaFsClient
         var size = (long)(await GetAttrAsync(ino, fresh: true, cancellationToken).ConfigureAwait(false)).Attr.Size;
         var ends = await Task.WhenAll(source.Layout.Objects.Select(async (o, index) =>
         {
-            using var reply = await _objects.CallAsync(o.TargetId, Methods.OstGetAttr, new ObjectRequest { ObjectId = o.ObjectId }, default, default, cancellationToken).ConfigureAwait(false);
-            var attr = reply.ParseMessage(ObjectAttr.Parser);
+            var attr = await GetObjectAttrAsync(o.TargetId, o.ObjectId, cancellationToken).ConfigureAwait(false);
             return attr.Exists && attr.Size > 0 ? source.Map.FileOffset(index, (long)attr.Size - 1) + 1 : 0;
         })).ConfigureAwait(false);
         return Math.Max(size, ends.DefaultIfEmpty(0).Max());

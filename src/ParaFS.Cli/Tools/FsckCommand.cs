@@ -111,7 +111,7 @@ internal static class FsckCommand
             foreach (var file in page.Files)
             {
                 files++;
-                foreach (var o in AllObjects(file.Layout))
+                foreach (var o in file.Layout.AllObjects())
                 {
                     if (referenced.TryGetValue(o.TargetId, out var ids))
                     {
@@ -223,7 +223,7 @@ internal static class FsckCommand
         for (ulong after = 0; ;)
         {
             var page = await client.ListFilesAsync(after, 1024, 0, cancellationToken).ConfigureAwait(false);
-            foreach (var o in page.Files.SelectMany(f => AllObjects(f.Layout)))
+            foreach (var o in page.Files.SelectMany(f => f.Layout.AllObjects()))
             {
                 wanted.Remove((o.TargetId, o.ObjectId));
             }
@@ -248,10 +248,6 @@ internal static class FsckCommand
             orphan.Deleted = true;
         }
     }
-
-    /// <summary>Every object a layout refers to: its own, a migration's pending ones, and those retired by a cut-over or an abort.</summary>
-    private static IEnumerable<StripeObject> AllObjects(Layout layout) =>
-        layout.Objects.Concat(layout.Retired).Concat(layout.Pending?.Objects ?? []);
 
     private static void Progress(string line) => Console.Error.WriteLine($"fsck: {line}");
 

@@ -142,15 +142,11 @@ public sealed partial class MdsNamespace
     private static void Destroy(IStoreTransaction tx, InodeRecord inode)
     {
         tx.DeleteInode(inode.Ino);
-        foreach (var o in AllObjects(inode.Layout))
+        foreach (var o in inode.Layout?.AllObjects() ?? [])
         {
             tx.EnqueueObjectDeletion((int)o.TargetId, (long)o.ObjectId);
         }
     }
-
-    /// <summary>Every object a layout references: its own, those of a migration in progress, and those retired but not deleted yet.</summary>
-    private static IEnumerable<StripeObject> AllObjects(Layout? layout) =>
-        layout is null ? [] : layout.Objects.Concat(layout.Pending?.Objects ?? []).Concat(layout.Retired);
 
     private static void Touch(InodeRecord inode, long now, bool modified = true)
     {

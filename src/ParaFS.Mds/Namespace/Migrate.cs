@@ -173,7 +173,7 @@ public sealed partial class MdsNamespace
         var batch = tx.ListFiles(after, Math.Clamp(limit, 1, 4096));
         foreach (var inode in batch)
         {
-            if (targetId == 0 || AllObjects(inode.Layout).Any(o => o.TargetId == targetId))
+            if (targetId == 0 || (inode.Layout?.AllObjects() ?? []).Any(o => o.TargetId == targetId))
             {
                 reply.Files.Add(new FileLayout { Ino = (ulong)inode.Ino, Size = (ulong)inode.Size, Layout = inode.Layout ?? new Layout() });
             }
