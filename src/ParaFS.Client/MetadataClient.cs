@@ -11,7 +11,9 @@ namespace ParaFS.Client;
 /// The client's side of the MDS: one session, kept across reconnects. Every new connection
 /// (after a network break or an MDS restart) re-attaches the session and brings back the
 /// handles this client holds open. Calls that cannot reach the MDS are retried with backoff up
-/// to a limit; a call cut off after it was sent is retried only if repeating it is harmless.
+/// to a limit. A call cut off after it was sent is retried when repeating it is harmless, or when
+/// it carries a replay tag and the MDS keeps replies: then the MDS answers a call it already ran
+/// from the record of its reply instead of running it again.
 /// </summary>
 internal sealed class MetadataClient : IAsyncDisposable
 {
@@ -19,7 +21,11 @@ internal sealed class MetadataClient : IAsyncDisposable
     private readonly RpcClient _rpc;
     private readonly SemaphoreSlim _sessionGate = new(1, 1);
     private readonly Func<IEnumerable<OpenHandle>> _openHandles;
+    private readonly ulong _instance = NewInstanceId();
+    private readonly System.Collections.Concurrent.ConcurrentStack<uint> _freeSlots = new();
     private ulong _sessionId;
+    private long _lastXid;
+    private int _slots;
 
     public MetadataClient(RpcEndpoint mds, ClientOptions options, Func<IEnumerable<OpenHandle>> openHandles, Func<RpcPush, ValueTask> onPush, ILoggerFactory loggerFactory)
     {
@@ -43,27 +49,45 @@ internal sealed class MetadataClient : IAsyncDisposable
 
     public RpcEndpoint Endpoint => _rpc.Endpoint;
 
-    /// <summary>Calls the MDS and parses the reply. <paramref name="idempotent"/> calls are also retried after a connection broke mid-call.</summary>
+    /// <summary>
+    /// Calls the MDS and parses the reply. A call that is not <paramref name="idempotent"/> carries
+    /// a replay tag; both kinds are retried after a connection broke mid-call, the tagged kind only
+    /// while the MDS keeps replies (an older MDS does not: the call then fails with EIO).
+    /// </summary>
     public async Task<T> CallAsync<T>(uint method, IMessage request, MessageParser<T> parser, bool idempotent, CancellationToken cancellationToken = default)
         where T : IMessage<T>
     {
         var deadline = Environment.TickCount64 + (long)_options.MdsRetryLimit.TotalMilliseconds;
-        for (var attempt = 0; ; attempt++)
+        var tag = idempotent ? null : new ReplayTag { Client = _instance, Slot = TakeSlot(), Xid = (ulong)Interlocked.Increment(ref _lastXid) };
+        try
         {
-            try
+            for (var attempt = 0; ; attempt++)
             {
-                return await _rpc.CallAsync(method, request, parser, cancellationToken: cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    return await _rpc.CallAsync(method, request, parser, replay: tag, cancellationToken: cancellationToken).ConfigureAwait(false);
+                }
+                catch (RpcException e) when (Retryable(e, idempotent || RetriesTagged) && Environment.TickCount64 < deadline)
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2000, 50 << Math.Min(attempt, 6))), cancellationToken).ConfigureAwait(false);
+                }
+                catch (RpcException e) when (Retryable(e, idempotent || RetriesTagged) || e.Errno == Errno.ECONNRESET)
+                {
+                    throw new ParaFsException(Errno.EIO, $"the MDS at {_rpc.Endpoint} did not answer: {e.Message}", e);
+                }
             }
-            catch (RpcException e) when (Retryable(e, idempotent) && Environment.TickCount64 < deadline)
+        }
+        finally
+        {
+            if (tag is not null)
             {
-                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2000, 50 << Math.Min(attempt, 6))), cancellationToken).ConfigureAwait(false);
-            }
-            catch (RpcException e) when (Retryable(e, idempotent) || e.Errno == Errno.ECONNRESET)
-            {
-                throw new ParaFsException(Errno.EIO, $"the MDS at {_rpc.Endpoint} did not answer: {e.Message}", e);
+                _freeSlots.Push(tag.Slot);
             }
         }
     }
+
+    /// <summary>The MDS answers a retried tagged call from its record (an MDS older than that does not).</summary>
+    private bool RetriesTagged => _rpc.ServerInfo?.KeepsReplies == true;
 
     /// <summary>True while at least one connection to the MDS is open.</summary>
     public bool IsConnected => _rpc.OpenConnections > 0;
@@ -89,6 +113,22 @@ internal sealed class MetadataClient : IAsyncDisposable
         _sessionGate.Dispose();
         return _rpc.DisposeAsync();
     }
+
+    private static ulong NewInstanceId()
+    {
+        Span<byte> bytes = stackalloc byte[8];
+        ulong id;
+        do
+        {
+            System.Security.Cryptography.RandomNumberGenerator.Fill(bytes);
+            id = BitConverter.ToUInt64(bytes);
+        }
+        while (id == 0);
+        return id;
+    }
+
+    /// <summary>A slot for one tagged call: one free since its last call ended, or a new one (as many as calls ever ran at once).</summary>
+    private uint TakeSlot() => _freeSlots.TryPop(out var slot) ? slot : (uint)Interlocked.Increment(ref _slots);
 
     /// <summary>Never reached the MDS (safe to retry), or reached it and the call is harmless to repeat.</summary>
     private static bool Retryable(RpcException e, bool idempotent) =>

@@ -38,7 +38,7 @@ internal sealed class ObjectClients(ClientOptions options, Func<CancellationToke
             try
             {
                 var client = await ClientAsync(targetId, cancellationToken).ConfigureAwait(false);
-                return await client.CallAsync(method, request, payload, replyDestination, options.OstCallTimeout, cancellationToken).ConfigureAwait(false);
+                return await client.CallAsync(method, request, payload, replyDestination, options.OstCallTimeout, cancellationToken: cancellationToken).ConfigureAwait(false);
             }
             catch (RpcException e) when (e.IsConnectionFailure || e.Errno == Errno.EAGAIN)
             {

@@ -32,6 +32,13 @@ public sealed record MdsOptions
     /// <summary>How long a client may be gone before its session and opens are released.</summary>
     public TimeSpan SessionLease { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// For tests: asked after a call that carries a replay tag has run and committed (not after a
+    /// replay); true closes the caller's connection instead of sending the reply, as a network
+    /// break or an MDS crash right after the commit would.
+    /// </summary>
+    internal Func<uint, bool>? LoseReply { get; init; }
+
     /// <summary>For tests: wraps the opened store (e.g. one that runs every write's work twice, as a retrying store may).</summary>
     internal Func<Store.IMetadataStore, Store.IMetadataStore>? WrapStore { get; init; }
 }

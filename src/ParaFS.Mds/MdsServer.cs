@@ -40,13 +40,15 @@ public sealed class MdsServer : IAsyncDisposable
         var dispatcher = new RpcDispatcher();
         MdsService.Register(dispatcher, this);
         Rpc = new RpcServer(
-            new RpcServerOptions { Listen = options.Listen, Role = Protocol.Rpc.PeerRole.Mds, ServerName = "mds", FileSystemId = fsId, FileSystemName = fsName },
+            new RpcServerOptions { Listen = options.Listen, Role = Protocol.Rpc.PeerRole.Mds, ServerName = "mds", FileSystemId = fsId, FileSystemName = fsName, KeepsReplies = true },
             dispatcher,
             loggerFactory);
         Rpc.ConnectionClosed += Sessions.Detached;
     }
 
     public string FileSystemId { get; }
+
+    internal MdsOptions Options => _options;
 
     public string FileSystemName { get; }
 
@@ -278,6 +280,7 @@ public sealed class MdsServer : IAsyncDisposable
     private async Task BackgroundLoopAsync()
     {
         var orphansReclaimed = false;
+        var repliesForgottenAt = 0L;
         try
         {
             await Namespace.FindRetiringAsync(_stopping.Token).ConfigureAwait(false);
@@ -307,6 +310,13 @@ public sealed class MdsServer : IAsyncDisposable
 
                     // Objects a migration left behind go once every open holder moved on.
                     await Namespace.ReleaseRetiredAsync().ConfigureAwait(false);
+
+                    // Reply records of calls no client can still be retrying.
+                    if (Environment.TickCount64 - repliesForgottenAt > 60_000)
+                    {
+                        repliesForgottenAt = Environment.TickCount64;
+                        await Namespace.ForgetOldRepliesAsync().ConfigureAwait(false);
+                    }
 
                     // Files unlinked while open before a restart: their clients had a lease to
                     // come back and claim them; what nobody claimed is deleted now.

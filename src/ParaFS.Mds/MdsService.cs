@@ -20,7 +20,7 @@ internal static class MdsService
     public static void Register(RpcDispatcher d, MdsServer mds)
     {
         var ns = mds.Namespace;
-        static RequestContext Context(Caller? caller, RpcRequest request) => new(caller ?? Nobody, request.Connection);
+        static RequestContext Context(Caller? caller, RpcRequest request) => new(caller ?? Nobody, request.Connection, request.Replay);
         static ValueTask<RpcResult> Reply(IMessage message) => ValueTask.FromResult(new RpcResult(message));
 
         d.Register(Methods.MdsSession, SessionRequest.Parser, (r, q) =>
@@ -30,27 +30,16 @@ internal static class MdsService
         });
         d.Register(Methods.MdsLookup, LookupRequest.Parser, async (r, q) => new RpcResult(await ns.LookupAsync(Context(r.Caller, q), (long)r.Parent, r.Name).ConfigureAwait(false)));
         d.Register(Methods.MdsGetAttr, GetAttrRequest.Parser, async (r, _) => new RpcResult(await ns.GetAttrAsync((long)r.Ino).ConfigureAwait(false)));
-        d.Register(Methods.MdsSetAttr, SetAttrRequest.Parser, async (r, q) => new RpcResult(await ns.SetAttrAsync(Context(r.Caller, q), r).ConfigureAwait(false)));
-        d.Register(Methods.MdsCreate, CreateRequest.Parser, async (r, q) => new RpcResult(await ns.CreateAsync(Context(r.Caller, q), r).ConfigureAwait(false)));
+        d.Register(Methods.MdsSetAttr, SetAttrRequest.Parser, (r, q) => Once(mds, q, Context(r.Caller, q), AttrReply.Parser, c => ns.SetAttrAsync(c, r)));
+        d.Register(Methods.MdsCreate, CreateRequest.Parser, (r, q) => Once(mds, q, Context(r.Caller, q), EntryReply.Parser, c => ns.CreateAsync(c, r),
+            (c, reply) => ns.RestoreReplayedOpen(c, reply.Handle, (long)(reply.Attr?.Ino ?? 0), r.OpenFlags, reply.Layout?.Generation ?? 0)));
         d.Register(Methods.MdsReadlink, GetAttrRequest.Parser, async (r, _) => new RpcResult(new ReadlinkReply { Target = await ns.ReadlinkAsync((long)r.Ino).ConfigureAwait(false) }));
-        d.Register(Methods.MdsLink, LinkRequest.Parser, async (r, q) => new RpcResult(await ns.LinkAsync(Context(r.Caller, q), (long)r.Ino, (long)r.NewParent, r.NewName).ConfigureAwait(false)));
-        d.Register(Methods.MdsRemove, RemoveRequest.Parser, async (r, q) =>
-        {
-            await ns.RemoveAsync(Context(r.Caller, q), (long)r.Parent, r.Name, r.Directory).ConfigureAwait(false);
-            return RpcResult.Empty;
-        });
-        d.Register(Methods.MdsRename, RenameRequest.Parser, async (r, q) =>
-        {
-            await ns.RenameAsync(Context(r.Caller, q), r).ConfigureAwait(false);
-            return RpcResult.Empty;
-        });
+        d.Register(Methods.MdsLink, LinkRequest.Parser, (r, q) => Once(mds, q, Context(r.Caller, q), AttrReply.Parser, c => ns.LinkAsync(c, (long)r.Ino, (long)r.NewParent, r.NewName)));
+        d.Register(Methods.MdsRemove, RemoveRequest.Parser, (r, q) => Once(mds, q, Context(r.Caller, q), c => ns.RemoveAsync(c, (long)r.Parent, r.Name, r.Directory)));
+        d.Register(Methods.MdsRename, RenameRequest.Parser, (r, q) => Once(mds, q, Context(r.Caller, q), c => ns.RenameAsync(c, r)));
         d.Register(Methods.MdsReaddir, ReaddirRequest.Parser, async (r, q) =>
             new RpcResult(await ns.ReaddirAsync(Context(r.Caller, q), (long)r.Ino, (long)r.Cookie, (int)Math.Max(1, r.Limit), r.Plus).ConfigureAwait(false)));
-        d.Register(Methods.MdsSetXattr, XattrRequest.Parser, async (r, q) =>
-        {
-            await ns.SetXattrAsync(Context(r.Caller, q), (long)r.Ino, r.Name, r.Value.ToByteArray(), r.Flags).ConfigureAwait(false);
-            return RpcResult.Empty;
-        });
+        d.Register(Methods.MdsSetXattr, XattrRequest.Parser, (r, q) => Once(mds, q, Context(r.Caller, q), c => ns.SetXattrAsync(c, (long)r.Ino, r.Name, r.Value.ToByteArray(), r.Flags)));
         d.Register(Methods.MdsGetXattr, XattrRequest.Parser, async (r, q) =>
             new RpcResult(new XattrReply { Value = ByteString.CopyFrom(await ns.GetXattrAsync(Context(r.Caller, q), (long)r.Ino, r.Name).ConfigureAwait(false)) }));
         d.Register(Methods.MdsListXattr, XattrRequest.Parser, async (r, q) =>
@@ -59,12 +48,9 @@ internal static class MdsService
             reply.Names.AddRange(await ns.ListXattrAsync(Context(r.Caller, q), (long)r.Ino).ConfigureAwait(false));
             return new RpcResult(reply);
         });
-        d.Register(Methods.MdsRemoveXattr, XattrRequest.Parser, async (r, q) =>
-        {
-            await ns.RemoveXattrAsync(Context(r.Caller, q), (long)r.Ino, r.Name).ConfigureAwait(false);
-            return RpcResult.Empty;
-        });
-        d.Register(Methods.MdsOpen, OpenRequest.Parser, async (r, q) => new RpcResult(await ns.OpenAsync(Context(r.Caller, q), (long)r.Ino, r.Flags).ConfigureAwait(false)));
+        d.Register(Methods.MdsRemoveXattr, XattrRequest.Parser, (r, q) => Once(mds, q, Context(r.Caller, q), c => ns.RemoveXattrAsync(c, (long)r.Ino, r.Name)));
+        d.Register(Methods.MdsOpen, OpenRequest.Parser, (r, q) => Once(mds, q, Context(r.Caller, q), OpenReply.Parser, c => ns.OpenAsync(c, (long)r.Ino, r.Flags),
+            (c, reply) => ns.RestoreReplayedOpen(c, reply.Handle, (long)r.Ino, r.Flags, reply.Layout?.Generation ?? 0)));
         d.Register(Methods.MdsClose, CloseRequest.Parser, async (r, q) =>
         {
             await ns.CloseAsync(Context(null, q), r.Handle, r.Size).ConfigureAwait(false);
@@ -75,8 +61,8 @@ internal static class MdsService
             await ns.ReportSizesAsync(r.Reports, q.Connection).ConfigureAwait(false);
             return RpcResult.Empty;
         });
-        d.Register(Methods.MdsSetStripe, SetStripeRequest.Parser, async (r, q) =>
-            new RpcResult(await ns.SetStripeAsync(Context(r.Caller, q), (long)r.Ino, r.Policy ?? new LayoutPolicy()).ConfigureAwait(false)));
+        d.Register(Methods.MdsSetStripe, SetStripeRequest.Parser, (r, q) =>
+            Once(mds, q, Context(r.Caller, q), GetStripeReply.Parser, c => ns.SetStripeAsync(c, (long)r.Ino, r.Policy ?? new LayoutPolicy())));
         d.Register(Methods.MdsGetStripe, GetStripeRequest.Parser, async (r, _) => new RpcResult(await ns.GetStripeAsync((long)r.Ino).ConfigureAwait(false)));
         d.Register(Methods.MdsStatFs, StatFsRequest.Parser, async (_, _) =>
             new RpcResult(await ns.StatFsAsync(mds.Targets.All.Where(t => t.State == TargetState.Up).Select(t => (t.CapacityBytes, t.FreeBytes))).ConfigureAwait(false)));
@@ -88,8 +74,8 @@ internal static class MdsService
         });
         d.Register(Methods.MdsMigrateBegin, MigrateRequest.Parser, async (r, q) =>
             new RpcResult(await ns.MigrateBeginAsync(Context(r.Caller, q), (long)r.Ino, r.Policy ?? new LayoutPolicy()).ConfigureAwait(false)));
-        d.Register(Methods.MdsMigrateCommit, MigrateRequest.Parser, async (r, q) =>
-            new RpcResult(await ns.MigrateCommitAsync(Context(r.Caller, q), (long)r.Ino, r.Generation).ConfigureAwait(false)));
+        d.Register(Methods.MdsMigrateCommit, MigrateRequest.Parser, (r, q) =>
+            Once(mds, q, Context(r.Caller, q), GetStripeReply.Parser, c => ns.MigrateCommitAsync(c, (long)r.Ino, r.Generation)));
         d.Register(Methods.MdsMigrateAbort, MigrateRequest.Parser, async (r, q) =>
             new RpcResult(await ns.MigrateAbortAsync(Context(r.Caller, q), (long)r.Ino).ConfigureAwait(false)));
         d.Register(Methods.MdsLayoutAck, LayoutAckRequest.Parser, async (r, q) =>
@@ -137,5 +123,51 @@ internal static class MdsService
         });
         d.Register(Methods.TargetHeartbeat, TargetHeartbeatRequest.Parser, async (r, _) =>
             new RpcResult(new TargetHeartbeatReply { State = await mds.Targets.HeartbeatAsync(r).ConfigureAwait(false) }));
+    }
+
+    /// <summary>A call a client may send again (it carries a replay tag): answered once, a retry from the recorded reply.</summary>
+    private static async ValueTask<RpcResult> Once<TReply>(
+        MdsServer mds, RpcRequest request, RequestContext context, MessageParser<TReply> parser, Func<RequestContext, Task<TReply>> run, Action<RequestContext, TReply>? replayed = null)
+        where TReply : class, IMessage<TReply>
+    {
+        var ran = false;
+        var reply = await mds.Namespace.RunOnceAsync(
+            context,
+            async c =>
+            {
+                ran = true;
+                return await run(c).ConfigureAwait(false);
+            },
+            bytes => parser.ParseFrom(bytes),
+            message => replayed?.Invoke(context, (TReply)message!)).ConfigureAwait(false);
+        LoseReplyIfTold(mds, request, ran);
+        return new RpcResult(reply);
+    }
+
+    /// <summary>The same, for a call that answers with no message.</summary>
+    private static async ValueTask<RpcResult> Once(MdsServer mds, RpcRequest request, RequestContext context, Func<RequestContext, Task> run)
+    {
+        var ran = false;
+        await mds.Namespace.RunOnceAsync(
+            context,
+            async c =>
+            {
+                ran = true;
+                await run(c).ConfigureAwait(false);
+                return null;
+            },
+            _ => null).ConfigureAwait(false);
+        LoseReplyIfTold(mds, request, ran);
+        return RpcResult.Empty;
+    }
+
+    /// <summary>The test hook <see cref="MdsOptions.LoseReply"/>: the call ran and committed, and its reply never leaves.</summary>
+    private static void LoseReplyIfTold(MdsServer mds, RpcRequest request, bool ran)
+    {
+        if (ran && mds.Options.LoseReply?.Invoke(request.Method) == true)
+        {
+            request.Connection.Abort($"test hook: the reply to method {request.Method} is lost after its commit");
+            throw new ParaFsException(Errno.ECONNRESET, "the reply was lost on purpose (test hook)");
+        }
     }
 }

@@ -143,7 +143,7 @@ internal sealed class TargetRegistration : IAsyncDisposable
                         new TargetHeartbeatRequest { TargetId = superblock.TargetId, Address = _address, Usage = usage },
                         TargetHeartbeatReply.Parser,
                         CallTimeout,
-                        cancellationToken).ConfigureAwait(false);
+                        cancellationToken: cancellationToken).ConfigureAwait(false);
                     NoteState(reply.State);
                 }
 
@@ -208,7 +208,7 @@ internal sealed class TargetRegistration : IAsyncDisposable
             Backend = Backends.BackendSpec.Parse(_options.Backend, _options.DataDirectory).Kind,
             Usage = _usage(),
         };
-        var reply = await _client.CallAsync(Methods.RegisterTarget, request, RegisterTargetReply.Parser, CallTimeout, cancellationToken)
+        var reply = await _client.CallAsync(Methods.RegisterTarget, request, RegisterTargetReply.Parser, CallTimeout, cancellationToken: cancellationToken)
             .ConfigureAwait(false);
         _interval = reply.HeartbeatIntervalMs > 0 ? TimeSpan.FromMilliseconds(reply.HeartbeatIntervalMs) : _options.DefaultHeartbeatInterval;
         if (_superblock is { } superblock && (reply.TargetId != superblock.TargetId || (reply.FsId.Length > 0 && reply.FsId != superblock.FsId)))

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using ParaFS.Common;
+using ParaFS.Protocol;
 using ParaFS.Protocol.Mds;
 
 namespace ParaFS.Client.Tests;
@@ -65,6 +66,63 @@ public sealed class FailureTests
         }
 
         Assert.True(acknowledged.Count(a => a) >= 30, $"only {acknowledged.Count(a => a)} of 40 writes got through a 300 ms outage ({failures} failed)");
+    }
+
+    [Fact]
+    public async Task A_create_and_a_rename_whose_replies_are_lost_after_the_commit_are_answered_once()
+    {
+        var lost = new List<uint>();
+        var renameLost = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        bool LoseOnce(uint method)
+        {
+            lock (lost)
+            {
+                if (method is not (Methods.MdsCreate or Methods.MdsRename) || lost.Contains(method))
+                {
+                    return false;
+                }
+
+                lost.Add(method);
+            }
+
+            if (method == Methods.MdsRename)
+            {
+                renameLost.TrySetResult();
+            }
+
+            return true;
+        }
+
+        await using var cluster = await TestCluster.StartAsync(targets: 2, loseReply: LoseOnce);
+        await using var client = await cluster.ClientAsync();
+
+        // O_CREAT|O_EXCL: run a second time, the create would fail with EEXIST.
+        var (created, handle) = await client.CreateAsync(Me, Root, "ckpt.tmp", FileType.Regular, 0x1A4, openFlags: 2, exclusive: true);
+        Assert.Equal(1, cluster.Mds.Namespace.RepliesReplayed);
+        var data = RandomNumberGenerator.GetBytes(3 * 1024 * 1024);
+        await client.WriteAsync(handle!, 0, data);
+        await client.FsyncAsync(handle!);
+        await client.ReleaseAsync(handle!);
+
+        // The rename's reply is lost too, and the MDS restarts meanwhile (a crash right after the
+        // commit); the retry is answered by whichever MDS it reaches, from the record.
+        var first = cluster.Mds;
+        var rename = client.RenameAsync(Me, Root, "ckpt.tmp", Root, "ckpt");
+        await renameLost.Task;
+        await cluster.RestartMdsAsync(downFor: TimeSpan.FromMilliseconds(200));
+        await rename;
+        Assert.Equal(2, first.Namespace.RepliesReplayed + cluster.Mds.Namespace.RepliesReplayed);
+        Assert.Equal([Methods.MdsCreate, Methods.MdsRename], lost);
+
+        var renamed = await client.LookupAsync(Me, Root, "ckpt");
+        Assert.Equal(created.Attr.Ino, renamed.Attr.Ino);
+        var old = await Assert.ThrowsAnyAsync<ParaFsException>(() => client.LookupAsync(Me, Root, "ckpt.tmp"));
+        Assert.Equal(Errno.ENOENT, old.Errno);
+        var reader = await client.OpenAsync(Me, renamed.Attr.Ino, 0);
+        var read = new byte[data.Length];
+        await client.ReadAsync(reader, 0, read);
+        Assert.Equal(data, read);
+        await client.ReleaseAsync(reader);
     }
 
     [Fact]

@@ -32,9 +32,10 @@ public sealed class TestCluster : IAsyncDisposable
     /// <summary>
     /// Starts an MDS and <paramref name="targets"/> OSTs, in pool "default" unless <paramref name="poolOf"/>
     /// names each one's pool. <paramref name="lease"/> is the MDS's session lease, also its recovery
-    /// window after a restart (30 s unless given).
+    /// window after a restart (30 s unless given). <paramref name="loseReply"/> is the MDS's test hook
+    /// <see cref="MdsOptions.LoseReply"/> (not kept across <see cref="RestartMdsAsync"/>).
     /// </summary>
-    public static async Task<TestCluster> StartAsync(int targets = 4, Func<int, string>? poolOf = null, TimeSpan? lease = null)
+    public static async Task<TestCluster> StartAsync(int targets = 4, Func<int, string>? poolOf = null, TimeSpan? lease = null, Func<uint, bool>? loseReply = null)
     {
         var root = Path.Combine(Path.GetTempPath(), $"parafs-cluster-{Guid.NewGuid():N}");
         var mds = await MdsServer.StartAsync(new MdsOptions
@@ -43,6 +44,7 @@ public sealed class TestCluster : IAsyncDisposable
             Listen = RpcEndpoint.Parse($"127.0.0.1:{ParafsProcess.FreePort()}"),
             HeartbeatInterval = TimeSpan.FromMilliseconds(500),
             SessionLease = lease ?? TimeSpan.FromSeconds(30),
+            LoseReply = loseReply,
         });
         var cluster = new TestCluster(root, mds);
         for (var i = 0; i < targets; i++)

@@ -132,6 +132,71 @@ public abstract class StoreContractTests(TestStore kind) : IAsyncLifetime
     }
 
     [SuiteFact]
+    public async Task Reply_records_keep_the_last_reply_per_client_slot_commit_with_their_transaction_and_age_out()
+    {
+        const ulong client = 0xFEDCBA9876543210; // the high bit set: kept as a signed 64-bit column
+        await _store.WriteAsync(tx =>
+        {
+            tx.RecordReply(client, 1, 7, [1, 2, 3]);
+            tx.RecordReply(client, 2, 8, []);
+            tx.RecordReply(client, 1, ulong.MaxValue, [4]);
+            return 0;
+        });
+        await Assert.ThrowsAsync<ParaFsException>(() => _store.WriteAsync<int>(tx =>
+        {
+            tx.RecordReply(client, 3, 9, [5]);
+            throw new ParaFsException(Errno.EIO, "the call failed: its reply is not recorded");
+        }));
+
+        await _store.DisposeAsync();
+        _store = await OpenAsync();
+        var (one, two, three, other) = await _store.ReadAsync(tx => (tx.FindReply(client, 1), tx.FindReply(client, 2), tx.FindReply(client, 3), tx.FindReply(client + 1, 1)));
+        Assert.Equal(ulong.MaxValue, one!.Xid);
+        Assert.Equal([4], one.Reply);
+        Assert.Equal(8ul, two!.Xid);
+        Assert.Empty(two.Reply);
+        Assert.Null(three);
+        Assert.Null(other);
+
+        Assert.Equal(0, await _store.WriteAsync(tx => tx.ForgetReplies(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - 60_000)));
+        Assert.Equal(2, await _store.WriteAsync(tx => tx.ForgetReplies(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + 1)));
+        Assert.Null(await _store.ReadAsync(tx => tx.FindReply(client, 1)));
+    }
+
+    [SuiteFact]
+    public async Task A_store_of_schema_version_1_gets_the_reply_table_and_keeps_its_data()
+    {
+        await _store.WriteAsync(tx =>
+        {
+            tx.InsertInode(Inode(9, FileType.Regular));
+            return 0;
+        });
+        await _store.DisposeAsync();
+        if (_database is { } database)
+        {
+            await database.ExecuteAsync("DROP TABLE replies; UPDATE parafs_schema SET version = 1");
+        }
+        else
+        {
+            using var connection = new SqliteConnection($"Data Source={Path.Combine(_directory, "mds.db")};Pooling=False");
+            connection.Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = "DROP TABLE replies; PRAGMA user_version = 1";
+            command.ExecuteNonQuery();
+        }
+
+        _store = await OpenAsync();
+        await _store.WriteAsync(tx =>
+        {
+            tx.RecordReply(1, 1, 1, [6]);
+            return 0;
+        });
+        var (inode, reply) = await _store.ReadAsync(tx => (tx.GetInode(9), tx.FindReply(1, 1)));
+        Assert.NotNull(inode);
+        Assert.Equal([6], reply!.Reply);
+    }
+
+    [SuiteFact]
     public async Task A_store_with_a_newer_schema_is_refused_saying_what_to_do()
     {
         await _store.DisposeAsync();

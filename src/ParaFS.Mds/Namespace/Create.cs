@@ -52,7 +52,7 @@ public sealed partial class MdsNamespace
         (EntryReply Reply, bool Created, InodeRecord? Truncated) reply;
         try
         {
-            reply = await _store.WriteAsync(tx => CreateWork(tx, context, request, parent, caller, opens)).ConfigureAwait(false);
+            reply = await CommitAsync(context, tx => CreateWork(tx, context, request, parent, caller, opens), r => r.Reply).ConfigureAwait(false);
         }
         catch
         {

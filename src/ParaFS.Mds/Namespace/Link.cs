@@ -12,7 +12,7 @@ public sealed partial class MdsNamespace
     public async Task<AttrReply> LinkAsync(RequestContext context, long ino, long newParent, string newName)
     {
         Names.CheckNew(newName);
-        var reply = await _store.WriteAsync(tx =>
+        var reply = await CommitAsync(context, tx =>
         {
             var inode = Require(tx, ino);
 
@@ -47,7 +47,7 @@ public sealed partial class MdsNamespace
             Touch(directory, now);
             tx.UpdateInode(directory);
             return new AttrReply { Attr = ToAttr(inode), Layout = inode.Layout };
-        }).ConfigureAwait(false);
+        }, r => r).ConfigureAwait(false);
         _notifier.EntryChanged(newParent, newName, context.Origin);
         _notifier.AttrChanged(ino, context.Origin);
         return reply;

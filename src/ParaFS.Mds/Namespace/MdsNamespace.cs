@@ -7,8 +7,11 @@ using ParaFS.Protocol.Rpc;
 
 namespace ParaFS.Mds.Namespace;
 
-/// <summary>Who is asking, and on which connection (callbacks skip the connection that caused them).</summary>
-public sealed record RequestContext(Caller Caller, RpcServerConnection? Origin = null)
+/// <summary>
+/// Who is asking, on which connection (callbacks skip the connection that caused them), and the
+/// call's identity across retries when the client gave one (its reply is then recorded).
+/// </summary>
+public sealed record RequestContext(Caller Caller, RpcServerConnection? Origin = null, ReplayTag? Replay = null)
 {
     public ClientSession? Session => Origin?.State as ClientSession;
 }

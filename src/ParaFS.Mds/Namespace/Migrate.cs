@@ -89,7 +89,7 @@ public sealed partial class MdsNamespace
                 $"the MDS started recently and clients that held files open have {left.TotalSeconds:0.#} s more to come back; inode {ino} cuts over after that");
         }
 
-        var reply = await _store.WriteAsync(tx =>
+        var reply = await CommitAsync(context, tx =>
         {
             var inode = RequireMigratable(tx, context.Caller, ino);
             var layout = inode.Layout!;
@@ -107,7 +107,7 @@ public sealed partial class MdsNamespace
             inode.CtimeNs = NowNs();
             tx.UpdateInode(inode);
             return new GetStripeReply { Layout = next };
-        }).ConfigureAwait(false);
+        }, r => r).ConfigureAwait(false);
 
         _retiring[ino] = 0;
         _notifier.LayoutChanged(ino, reply.Layout.Generation, origin: null);

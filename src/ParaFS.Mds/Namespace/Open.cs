@@ -45,7 +45,7 @@ public sealed partial class MdsNamespace
         var opens = new PendingOpens(_sessions);
         try
         {
-            return await _store.WriteAsync(tx =>
+            return await CommitAsync(context, tx =>
             {
                 opens.Undo();
                 var current = Require(tx, ino);
@@ -56,7 +56,7 @@ public sealed partial class MdsNamespace
 
                 var open = opens.Add(session, ino, flags, current.Layout?.Generation ?? 0);
                 return new OpenReply { Handle = open.Handle, Attr = ToAttr(current), Layout = current.Layout };
-            }).ConfigureAwait(false);
+            }, r => r).ConfigureAwait(false);
         }
         catch
         {

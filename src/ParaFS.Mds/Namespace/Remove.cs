@@ -17,7 +17,7 @@ public sealed partial class MdsNamespace
             throw new ParaFsException(directoryWanted ? (name == "." ? Errno.EINVAL : Errno.ENOTEMPTY) : Errno.EISDIR, $"cannot remove '{name}'");
         }
 
-        var removed = await _store.WriteAsync(tx =>
+        var removed = await CommitAsync(context, tx =>
         {
             var directory = RequireDirectory(tx, parent);
             Access.Require(context.Caller, directory, Access.Write | Access.Execute, $"remove '{name}' from directory {parent}");
@@ -55,7 +55,7 @@ public sealed partial class MdsNamespace
             Touch(directory, now);
             tx.UpdateInode(directory);
             return (Ino: ino, Destroyed: DropIfUnreferenced(tx, inode));
-        }).ConfigureAwait(false);
+        }, _ => NoReply).ConfigureAwait(false);
 
         if (removed.Destroyed)
         {

@@ -27,7 +27,7 @@ public sealed partial class MdsNamespace
         }
 
         var caller = context.Caller;
-        var outcome = await _store.WriteAsync(tx =>
+        var outcome = await CommitAsync(context, tx =>
         {
             var from = RequireDirectory(tx, parent);
             var to = newParent == parent ? from : RequireDirectory(tx, newParent);
@@ -132,7 +132,7 @@ public sealed partial class MdsNamespace
             tx.UpdateInode(source);
             SaveParents(tx, from, to, now);
             return (Destroyed: destroyed, Victim: target?.Ino);
-        }).ConfigureAwait(false);
+        }, _ => NoReply).ConfigureAwait(false);
 
         if (outcome.Destroyed)
         {

@@ -46,7 +46,7 @@ public sealed partial class MdsNamespace
             await TruncateAsync(ino, (long)request.Size, context.Origin).ConfigureAwait(false);
         }
 
-        var reply = await _store.WriteAsync(tx =>
+        var reply = await CommitAsync(context, tx =>
         {
             var inode = Require(tx, ino);
             var now = NowNs();
@@ -131,7 +131,7 @@ public sealed partial class MdsNamespace
             }
 
             return new AttrReply { Attr = ToAttr(inode), Layout = inode.Layout };
-        }).ConfigureAwait(false);
+        }, r => r).ConfigureAwait(false);
 
         _notifier.AttrChanged(ino, context.Origin);
         return reply;

@@ -22,7 +22,7 @@ public sealed partial class MdsNamespace
             throw new ParaFsException(Errno.EINVAL, $"stripe count {policy.StripeCount} is not valid (-1 means all targets)");
         }
 
-        var reply = await _store.WriteAsync(tx =>
+        var reply = await CommitAsync(context, tx =>
         {
             var inode = Require(tx, ino);
             if (!Access.IsOwner(context.Caller, inode))
@@ -77,7 +77,7 @@ public sealed partial class MdsNamespace
             inode.CtimeNs = now;
             tx.UpdateInode(inode);
             return new GetStripeReply { Layout = inode.Layout, Policy = inode.Policy };
-        }).ConfigureAwait(false);
+        }, r => r).ConfigureAwait(false);
 
         if (reply.Layout is { } layout)
         {

@@ -69,7 +69,7 @@ public sealed partial class MdsNamespace
             throw new ParaFsException(Errno.EINVAL, $"setxattr flags 0x{flags:x} are not valid");
         }
 
-        await _store.WriteAsync(tx =>
+        await CommitAsync(context, tx =>
         {
             var inode = Require(tx, ino);
             CheckXattrAccess(context.Caller, inode, name, write: true);
@@ -88,7 +88,7 @@ public sealed partial class MdsNamespace
             inode.CtimeNs = NowNs();
             tx.UpdateInode(inode);
             return 0;
-        }).ConfigureAwait(false);
+        }, _ => NoReply).ConfigureAwait(false);
         _notifier.AttrChanged(ino, context.Origin);
     }
 
@@ -108,7 +108,7 @@ public sealed partial class MdsNamespace
 
     public async Task RemoveXattrAsync(RequestContext context, long ino, string name)
     {
-        await _store.WriteAsync(tx =>
+        await CommitAsync(context, tx =>
         {
             var inode = Require(tx, ino);
             CheckXattrAccess(context.Caller, inode, name, write: true);
@@ -120,7 +120,7 @@ public sealed partial class MdsNamespace
             inode.CtimeNs = NowNs();
             tx.UpdateInode(inode);
             return 0;
-        }).ConfigureAwait(false);
+        }, _ => NoReply).ConfigureAwait(false);
         _notifier.AttrChanged(ino, context.Origin);
     }
 }

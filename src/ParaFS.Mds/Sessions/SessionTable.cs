@@ -134,6 +134,20 @@ public sealed class SessionTable
         }
     }
 
+    /// <summary>Registers a handle an earlier MDS gave out (a replayed reply), unless it is registered already.</summary>
+    public void RestoreOpen(ClientSession session, OpenFile open, ulong layoutGeneration)
+    {
+        lock (_lock)
+        {
+            if (!_handles.ContainsKey(open.Handle))
+            {
+                AddOpenLocked(session, open with { SessionId = session.Id });
+            }
+
+            SeenLocked(session, open.Ino, layoutGeneration);
+        }
+    }
+
     /// <summary>A client says it does its I/O on <paramref name="ino"/> with <paramref name="generation"/> now.</summary>
     public void AcknowledgeLayout(ClientSession session, long ino, ulong generation)
     {

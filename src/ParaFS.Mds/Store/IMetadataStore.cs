@@ -82,4 +82,16 @@ public interface IStoreTransaction
     IReadOnlyList<ObjectDeletion> ListObjectDeletions(long afterId, int limit);
 
     void CompleteObjectDeletion(long id);
+
+    /// <summary>The reply last recorded in one slot of a client (see <c>ReplayTag</c>), or null.</summary>
+    RecordedReply? FindReply(ulong client, uint slot);
+
+    /// <summary>
+    /// Records a call's reply in its client's slot, replacing what the slot held. It runs in the
+    /// transaction that makes the call's changes, so the changes and the record commit together.
+    /// </summary>
+    void RecordReply(ulong client, uint slot, ulong xid, byte[] reply);
+
+    /// <summary>Forgets replies recorded before <paramref name="beforeMs"/> (Unix milliseconds); returns how many went.</summary>
+    int ForgetReplies(long beforeMs);
 }

@@ -46,6 +46,10 @@ public sealed class PostgresMetadataStore : IMetadataStore
             """,
             "CREATE TABLE object_deletions (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, target integer NOT NULL, object bigint NOT NULL)",
         ],
+        [
+            // 2: the reply of each client's last call per slot, so that a retried call is answered, not run twice.
+            "CREATE TABLE replies (client bigint NOT NULL, slot bigint NOT NULL, xid bigint NOT NULL, reply bytea NOT NULL, saved_ms bigint NOT NULL, PRIMARY KEY (client, slot))",
+        ],
     ];
 
     /// <summary>Serializes schema migrations of two MDS processes starting at once (pg_advisory_xact_lock).</summary>
@@ -511,7 +515,18 @@ public sealed class PostgresMetadataStore : IMetadataStore
 
         public void CompleteObjectDeletion(long id) => Run("DELETE FROM object_deletions WHERE id = $1", id);
 
+        public RecordedReply? FindReply(ulong client, uint slot)
+        {
+            using var reader = Query("SELECT xid, reply FROM replies WHERE client = $1 AND slot = $2", unchecked((long)client), (long)slot);
+            return reader.Read() ? new RecordedReply(unchecked((ulong)reader.GetInt64(0)), (byte[])reader.GetValue(1)) : null;
+        }
 
+        public void RecordReply(ulong client, uint slot, ulong xid, byte[] reply) => Run(
+            "INSERT INTO replies (client, slot, xid, reply, saved_ms) VALUES ($1, $2, $3, $4, $5) " +
+            "ON CONFLICT (client, slot) DO UPDATE SET xid = excluded.xid, reply = excluded.reply, saved_ms = excluded.saved_ms",
+            unchecked((long)client), (long)slot, unchecked((long)xid), reply, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+
+        public int ForgetReplies(long beforeMs) => Run("DELETE FROM replies WHERE saved_ms < $1", beforeMs);
 
         private static NpgsqlParameter[] InodeValues(InodeRecord i) =>
         [

@@ -46,6 +46,9 @@ public sealed class InodeRecord
 
 public readonly record struct EntryRecord(string Name, long Ino, FileType Type, long Cookie);
 
+/// <summary>The reply a client's call got, kept in the client's slot so that a retry of the call gets it again.</summary>
+public sealed record RecordedReply(ulong Xid, byte[] Reply);
+
 public sealed record TargetRecord
 {
     public int Id { get; init; }

@@ -41,6 +41,10 @@ public sealed class SqliteMetadataStore : IMetadataStore
             """,
             "CREATE TABLE object_deletions (id INTEGER PRIMARY KEY AUTOINCREMENT, target INTEGER NOT NULL, object INTEGER NOT NULL)",
         ],
+        [
+            // 2: the reply of each client's last call per slot, so that a retried call is answered, not run twice.
+            "CREATE TABLE replies (client INTEGER NOT NULL, slot INTEGER NOT NULL, xid INTEGER NOT NULL, reply BLOB NOT NULL, saved_ms INTEGER NOT NULL, PRIMARY KEY (client, slot))",
+        ],
     ];
 
     private readonly SqliteConnection _writer;
@@ -306,7 +310,18 @@ public sealed class SqliteMetadataStore : IMetadataStore
 
         public void CompleteObjectDeletion(long id) => Run("DELETE FROM object_deletions WHERE id = $a", id);
 
+        public RecordedReply? FindReply(ulong client, uint slot)
+        {
+            using var reader = Query("SELECT xid, reply FROM replies WHERE client = $a AND slot = $b", unchecked((long)client), (long)slot);
+            return reader.Read() ? new RecordedReply(unchecked((ulong)reader.GetInt64(0)), (byte[])reader.GetValue(1)) : null;
+        }
 
+        public void RecordReply(ulong client, uint slot, ulong xid, byte[] reply) => Run(
+            "INSERT INTO replies (client, slot, xid, reply, saved_ms) VALUES ($a, $b, $c, $d, $e) " +
+            "ON CONFLICT (client, slot) DO UPDATE SET xid = excluded.xid, reply = excluded.reply, saved_ms = excluded.saved_ms",
+            unchecked((long)client), (long)slot, unchecked((long)xid), reply, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+
+        public int ForgetReplies(long beforeMs) => Run("DELETE FROM replies WHERE saved_ms < $a", beforeMs);
 
         private static object?[] InodeValues(InodeRecord i) =>
         [

@@ -60,7 +60,7 @@ public sealed class RpcClient : IAsyncDisposable
         return current is { IsClosed: false } ? ValueTask.FromResult(current) : ConnectSlotAsync(slot, cancellationToken);
     }
 
-    /// <inheritdoc cref="RpcClientConnection.CallAsync(uint, IMessage?, ReadOnlyMemory{byte}, Memory{byte}, TimeSpan?, CancellationToken)"/>
+    /// <inheritdoc cref="RpcClientConnection.CallAsync(uint, IMessage?, ReadOnlyMemory{byte}, Memory{byte}, TimeSpan?, ReplayTag?, CancellationToken)"/>
     public async Task<RpcReply> CallAsync(
         uint method,
         IMessage? request,
@@ -71,15 +71,15 @@ public sealed class RpcClient : IAsyncDisposable
     {
         var bulk = Math.Max(payload.Length, replyDestination.Length) >= Options.BulkThresholdBytes;
         var connection = await GetConnectionAsync(bulk, cancellationToken).ConfigureAwait(false);
-        return await connection.CallAsync(method, request, payload, replyDestination, timeout, cancellationToken).ConfigureAwait(false);
+        return await connection.CallAsync(method, request, payload, replyDestination, timeout, cancellationToken: cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<TReply> CallAsync<TReply>(
-        uint method, IMessage? request, MessageParser<TReply> parser, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+        uint method, IMessage? request, MessageParser<TReply> parser, TimeSpan? timeout = null, ReplayTag? replay = null, CancellationToken cancellationToken = default)
         where TReply : IMessage<TReply>
     {
         var connection = await GetConnectionAsync(cancellationToken).ConfigureAwait(false);
-        return await connection.CallAsync(method, request, parser, timeout, cancellationToken).ConfigureAwait(false);
+        return await connection.CallAsync(method, request, parser, timeout, replay, cancellationToken).ConfigureAwait(false);
     }
 
     public async ValueTask DisposeAsync()

@@ -148,6 +148,7 @@ public sealed class RpcClientConnection : RpcChannel
         ReadOnlyMemory<byte> payload = default,
         Memory<byte> replyDestination = default,
         TimeSpan? timeout = null,
+        ReplayTag? replay = null,
         CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
@@ -167,6 +168,7 @@ public sealed class RpcClientConnection : RpcChannel
                 CallId = id,
                 Method = method,
                 TimeoutMs = limit == Timeout.InfiniteTimeSpan ? 0 : (uint)Math.Min(uint.MaxValue, limit.TotalMilliseconds),
+                Replay = replay,
             };
             await SendAsync(header, request, payload).ConfigureAwait(false);
             return await call.Task.ConfigureAwait(false);
@@ -185,10 +187,10 @@ public sealed class RpcClientConnection : RpcChannel
 
     /// <summary>Calls a method that answers with a message and no payload.</summary>
     public async Task<TReply> CallAsync<TReply>(
-        uint method, IMessage? request, MessageParser<TReply> parser, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+        uint method, IMessage? request, MessageParser<TReply> parser, TimeSpan? timeout = null, ReplayTag? replay = null, CancellationToken cancellationToken = default)
         where TReply : IMessage<TReply>
     {
-        using var reply = await CallAsync(method, request, default, default, timeout, cancellationToken).ConfigureAwait(false);
+        using var reply = await CallAsync(method, request, default, default, timeout, replay, cancellationToken).ConfigureAwait(false);
         return reply.ParseMessage(parser);
     }
 
@@ -297,7 +299,7 @@ public sealed class RpcClientConnection : RpcChannel
             PeerName = _options.PeerName,
             Bulk = IsDedicated,
         };
-        var reply = await CallAsync(Methods.Handshake, hello, HelloReply.Parser, _options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
+        var reply = await CallAsync(Methods.Handshake, hello, HelloReply.Parser, _options.ConnectTimeout, cancellationToken: cancellationToken).ConfigureAwait(false);
         if (_options.FileSystemId.Length > 0 && reply.FsId.Length > 0 && reply.FsId != _options.FileSystemId)
         {
             throw new RpcException(Errno.EPROTO,

@@ -18,6 +18,7 @@ public sealed class RpcRequest : IDisposable
         CallId = header.CallId;
         Method = header.Method;
         Timeout = header.TimeoutMs == 0 ? System.Threading.Timeout.InfiniteTimeSpan : TimeSpan.FromMilliseconds(header.TimeoutMs);
+        Replay = header.Replay;
         _message = message;
         _payload = payload;
     }
@@ -30,6 +31,9 @@ public sealed class RpcRequest : IDisposable
 
     /// <summary>How long the caller waits; work past this is wasted.</summary>
     public TimeSpan Timeout { get; }
+
+    /// <summary>The call's identity across retries, when the caller gave one (see <see cref="ReplayTag"/>).</summary>
+    public ReplayTag? Replay { get; }
 
     public ReadOnlyMemory<byte> Message => _message.Memory;
 

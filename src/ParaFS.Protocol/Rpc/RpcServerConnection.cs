@@ -138,6 +138,7 @@ public sealed class RpcServerConnection : RpcChannel
                 FsName = _server.Options.FileSystemName,
                 Role = _server.Options.Role,
                 ServerName = _server.Options.ServerName,
+                KeepsReplies = _server.Options.KeepsReplies,
             };
             await SendAsync(header, reply, default).ConfigureAwait(false);
             _handshakeState = 2;

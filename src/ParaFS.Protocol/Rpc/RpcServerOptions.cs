@@ -16,6 +16,9 @@ public sealed record RpcServerOptions
 
     public string FileSystemName { get; init; } = "";
 
+    /// <summary>Told to every client in the handshake: this server answers a retried call from the record of its reply (see <see cref="ReplayTag"/>).</summary>
+    public bool KeepsReplies { get; init; }
+
     public FrameLimits Limits { get; init; } = FrameLimits.Default;
 
     /// <summary>
