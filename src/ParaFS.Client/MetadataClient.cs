@@ -70,6 +70,10 @@ internal sealed class MetadataClient : IAsyncDisposable
                 catch (RpcException e) when (Retryable(e, idempotent || RetriesTagged) && Environment.TickCount64 < deadline)
                 {
                     await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2000, 50 << Math.Min(attempt, 6))), cancellationToken).ConfigureAwait(false);
+                    if (tag is { Resent: false })
+                    {
+                        tag = new ReplayTag(tag) { Resent = true };
+                    }
                 }
                 catch (RpcException e) when (Retryable(e, idempotent || RetriesTagged) || e.Errno == Errno.ECONNRESET)
                 {

@@ -15,7 +15,7 @@ public abstract class RetriedCallTests(TestStore store)
     private const ulong Root = 1;
     private const ulong Client = 0xC0FFEE0000000001;
 
-    private static ReplayTag Tag(uint slot, ulong xid) => new() { Client = Client, Slot = slot, Xid = xid };
+    private static ReplayTag Tag(uint slot, ulong xid, bool resent = false) => new() { Client = Client, Slot = slot, Xid = xid, Resent = resent };
 
     [SuiteFact]
     public async Task A_retried_create_rename_unlink_and_link_get_their_first_replies_and_run_once()
@@ -28,7 +28,7 @@ public abstract class RetriedCallTests(TestStore store)
 
         var create = new CreateRequest { Caller = caller, Parent = Root, Name = "a", Type = FileType.Regular, Mode = 0x1A4, Exclusive = true };
         var first = await client.Rpc.CallAsync(Methods.MdsCreate, create, EntryReply.Parser, replay: Tag(1, 1));
-        var again = await client.Rpc.CallAsync(Methods.MdsCreate, create, EntryReply.Parser, replay: Tag(1, 1));
+        var again = await client.Rpc.CallAsync(Methods.MdsCreate, create, EntryReply.Parser, replay: Tag(1, 1, resent: true));
         Assert.Equal(first.Attr.Ino, again.Attr.Ino);
 
         // A new call in the same slot runs: the name exists now.
@@ -37,16 +37,18 @@ public abstract class RetriedCallTests(TestStore store)
 
         var link = new LinkRequest { Caller = caller, Ino = first.Attr.Ino, NewParent = Root, NewName = "hard" };
         var linked = await client.Rpc.CallAsync(Methods.MdsLink, link, AttrReply.Parser, replay: Tag(2, 3));
-        var linkedAgain = await client.Rpc.CallAsync(Methods.MdsLink, link, AttrReply.Parser, replay: Tag(2, 3));
+        var linkedAgain = await client.Rpc.CallAsync(Methods.MdsLink, link, AttrReply.Parser, replay: Tag(2, 3, resent: true));
         Assert.Equal(2u, linked.Attr.Nlink);
         Assert.Equal(2u, linkedAgain.Attr.Nlink);
 
         var rename = new RenameRequest { Caller = caller, Parent = Root, Name = "a", NewParent = Root, NewName = "b" };
         await client.Rpc.CallAsync(Methods.MdsRename, rename, Empty.Parser, replay: Tag(1, 4));
-        await client.Rpc.CallAsync(Methods.MdsRename, rename, Empty.Parser, replay: Tag(1, 4));
+        await client.Rpc.CallAsync(Methods.MdsRename, rename, Empty.Parser, replay: Tag(1, 4, resent: true));
 
         var unlink = new RemoveRequest { Caller = caller, Parent = Root, Name = "hard" };
         await client.Rpc.CallAsync(Methods.MdsRemove, unlink, Empty.Parser, replay: Tag(3, 5));
+        // A first send of a call this MDS has run (it waited in a queue while its client timed
+        // out and sent it again) is answered from the record too.
         await client.Rpc.CallAsync(Methods.MdsRemove, unlink, Empty.Parser, replay: Tag(3, 5));
 
         var names = (await client.ReaddirAllAsync(Root)).Select(e => e.Name).Where(n => n is not "." and not "..").ToList();
@@ -72,8 +74,8 @@ public abstract class RetriedCallTests(TestStore store)
             }
 
             var create = new CreateRequest { Caller = clients[0].Caller, Parent = Root, Name = "once", Type = FileType.Directory, Mode = 0x1ED, Exclusive = true };
-            var replies = await Task.WhenAll(clients.SelectMany(c => Enumerable.Range(0, 4).Select(_ =>
-                c.Rpc.CallAsync(Methods.MdsCreate, create, EntryReply.Parser, replay: Tag(7, 70)))));
+            var replies = await Task.WhenAll(clients.SelectMany(c => Enumerable.Range(0, 4).Select(i =>
+                c.Rpc.CallAsync(Methods.MdsCreate, create, EntryReply.Parser, replay: Tag(7, 70, resent: i > 0)))));
             Assert.Single(replies.Select(r => r.Attr.Ino).Distinct());
             Assert.Equal(3u, (await clients[0].GetAttrAsync(Root)).Attr.Nlink);
         }
@@ -109,7 +111,7 @@ public abstract class RetriedCallTests(TestStore store)
         await mds.RestartAsync();
         await using var rpc = new RpcClient(mds.Server.Endpoint, new RpcClientOptions { ConnectionsPerServer = 1 });
         await rpc.CallAsync(Methods.MdsSession, new SessionRequest { SessionId = session, ClientName = "test" }, SessionReply.Parser);
-        var retried = await rpc.CallAsync(Methods.MdsCreate, create, EntryReply.Parser, replay: Tag(1, 9));
+        var retried = await rpc.CallAsync(Methods.MdsCreate, create, EntryReply.Parser, replay: Tag(1, 9, resent: true));
         Assert.Equal(first.Attr.Ino, retried.Attr.Ino);
         Assert.Equal(first.Handle, retried.Handle);
 
@@ -130,10 +132,15 @@ public abstract class RetriedCallTests(TestStore store)
         var mkdir = new CreateRequest { Caller = client.Caller, Parent = Root, Name = "late", Type = FileType.Directory, Mode = 0x1ED };
         await client.Rpc.CallAsync(Methods.MdsCreate, new CreateRequest(mkdir) { Name = "newer" }, EntryReply.Parser, replay: Tag(4, 40));
 
+        // Refused from the MDS's memory of the slot (a late first send), and after a restart from the record.
         var stale = await Assert.ThrowsAsync<RpcException>(() => client.Rpc.CallAsync(Methods.MdsCreate, mkdir, EntryReply.Parser, replay: Tag(4, 39)));
         Assert.Equal(Errno.EIO, stale.Errno);
         Assert.Contains("given up by its client", stale.Message, StringComparison.Ordinal);
-        var lookup = await Assert.ThrowsAsync<RpcException>(() => client.LookupAsync(Root, "late"));
+        await mds.RestartAsync();
+        await using var back = await mds.ClientAsync();
+        stale = await Assert.ThrowsAsync<RpcException>(() => back.Rpc.CallAsync(Methods.MdsCreate, mkdir, EntryReply.Parser, replay: Tag(4, 39, resent: true)));
+        Assert.Equal(Errno.EIO, stale.Errno);
+        var lookup = await Assert.ThrowsAsync<RpcException>(() => back.LookupAsync(Root, "late"));
         Assert.Equal(Errno.ENOENT, lookup.Errno);
     }
 }

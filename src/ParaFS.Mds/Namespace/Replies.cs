@@ -14,7 +14,9 @@ namespace ParaFS.Mds.Namespace;
 /// slot. When the connection breaks before the reply arrives, or the MDS restarts or fails over
 /// after the commit, the client sends the same call again, and the MDS answers from the record
 /// instead of running it a second time (which would fail with EEXIST or ENOENT, or rename twice).
-/// A retry that arrives while the first call still runs waits for it and gets its outcome.
+/// A retry that arrives while the first call still runs waits for it and gets its outcome. Only a
+/// call sent again (marked resent), or one this MDS has seen before, is looked up in the records:
+/// a first send runs at once.
 /// </summary>
 public sealed partial class MdsNamespace
 {
@@ -25,6 +27,7 @@ public sealed partial class MdsNamespace
     private static readonly Protocol.Ost.Empty NoReply = new();
 
     private readonly ConcurrentDictionary<(ulong Client, uint Slot), RunningCall> _running = new();
+    private readonly ConcurrentDictionary<(ulong Client, uint Slot), (ulong Xid, long AtMs)> _seen = new();
     private long _repliesReplayed;
 
     /// <summary>Retried calls answered from a recorded reply since the MDS started.</summary>
@@ -71,8 +74,17 @@ public sealed partial class MdsNamespace
 
         try
         {
+            // The newest call this MDS has seen in the slot. A first send of a call it has already
+            // seen (it sat in a queue while its client timed out and sent it again) is a copy too.
+            var seen = _seen.TryGetValue(key, out var last) ? last.Xid : 0;
+            if (seen > tag.Xid)
+            {
+                throw Superseded(tag, seen);
+            }
+
+            _seen[key] = (tag.Xid, Environment.TickCount64);
             IMessage? reply;
-            var recorded = await _store.ReadAsync(tx => tx.FindReply(tag.Client, tag.Slot)).ConfigureAwait(false);
+            var recorded = tag.Resent || seen == tag.Xid ? await _store.ReadAsync(tx => tx.FindReply(tag.Client, tag.Slot)).ConfigureAwait(false) : null;
             if (recorded is not null && recorded.Xid == tag.Xid)
             {
                 reply = parse(recorded.Reply);
@@ -116,8 +128,19 @@ public sealed partial class MdsNamespace
     }
 
     /// <summary>Forgets reply records older than <see cref="ReplyRecordLifetime"/>; returns how many went.</summary>
-    public Task<int> ForgetOldRepliesAsync() =>
-        _store.WriteAsync(tx => tx.ForgetReplies(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (long)ReplyRecordLifetime.TotalMilliseconds));
+    public Task<int> ForgetOldRepliesAsync()
+    {
+        var before = Environment.TickCount64 - (long)ReplyRecordLifetime.TotalMilliseconds;
+        foreach (var (key, seen) in _seen)
+        {
+            if (seen.AtMs < before)
+            {
+                _seen.TryRemove(KeyValuePair.Create(key, seen));
+            }
+        }
+
+        return _store.WriteAsync(tx => tx.ForgetReplies(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (long)ReplyRecordLifetime.TotalMilliseconds));
+    }
 
     /// <summary>
     /// An operation's last write transaction. With a tagged call, the reply <paramref name="reply"/>
