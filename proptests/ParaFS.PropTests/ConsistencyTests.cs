@@ -53,6 +53,80 @@ public sealed class ConsistencyTests(ClusterFixture fixture, ITestOutputHelper o
         output.WriteLine($"report: fsck after the faults: {fsck.Output.Split('\n').FirstOrDefault(l => l.StartsWith("clean", StringComparison.Ordinal))}");
     }
 
+    /// <summary>
+    /// Namespace calls that are not harmless to repeat (O_EXCL create, rename, link, unlink), each
+    /// cut off by a kill -9 of the MDS a few milliseconds after it was sent, before or after its
+    /// commit: the client sends it again to the restarted MDS, which runs it or answers from the
+    /// record of its reply. Every call must succeed once, and the names end as the calls say.
+    /// </summary>
+    [Fact]
+    public async Task Namespace_calls_cut_off_by_kill_9_of_the_mds_take_effect_exactly_once()
+    {
+        var cluster = fixture.Cluster;
+        await using var client = await cluster.ClientAsync();
+        var root = new Protocol.Mds.Caller();
+        var (dir, _) = await client.CreateAsync(root, Client.ParaFsClient.RootIno, $"cut-off-{Guid.NewGuid():N}", Protocol.Mds.FileType.Directory, 0x1ED);
+        var parent = dir.Attr.Ino;
+        var random = new Random(20261123);
+        // At least 8 groups of four calls; more (up to 30) until the MDS has logged a replay. Its log
+        // is written on a thread of its own, so a kill -9 soon after may still lose a line.
+        var minimum = ModelRunner.Scale(8);
+        var groups = 0;
+        var cutOff = 0;
+        var replayedBefore = cluster.MdsCallsReplayed;
+        for (var k = 0; k < minimum || (k < 30 && cluster.MdsCallsReplayed == replayedBefore); k++)
+        {
+            groups++;
+            var steps = new Func<Task>[]
+            {
+                () => client.CreateAsync(root, parent, $"f{k}", Protocol.Mds.FileType.Regular, 0x1A4, exclusive: true),
+                () => client.RenameAsync(root, parent, $"f{k}", parent, $"g{k}"),
+                async () => await client.LinkAsync(root, (await client.LookupAsync(root, parent, $"g{k}")).Attr.Ino, parent, $"h{k}"),
+                () => client.RemoveAsync(root, parent, $"g{k}", directory: false),
+            };
+            foreach (var step in steps)
+            {
+                var call = step();
+                // Kills land before the call reaches the MDS, between its commit and its reply, or after it.
+                await Task.Delay(random.Next(0, 8));
+                cutOff += call.IsCompleted ? 0 : 1;
+                await cluster.KillAndRestartMdsAsync();
+                await call;
+            }
+        }
+
+        var names = new List<string>();
+        ulong cookie = 0;
+        while (true)
+        {
+            var page = await client.ReaddirAsync(root, parent, cookie, 64, plus: false);
+            names.AddRange(page.Entries.Select(e => e.Name).Where(n => n is not "." and not ".."));
+            if (!page.More || page.Entries.Count == 0)
+            {
+                break;
+            }
+
+            cookie = page.Entries[^1].Cookie;
+        }
+
+        Assert.Equal(Enumerable.Range(0, groups).Select(k => $"h{k}").Order(StringComparer.Ordinal), names.Order(StringComparer.Ordinal));
+        for (var k = 0; k < groups; k++)
+        {
+            Assert.Equal(1u, (await client.LookupAsync(root, parent, $"h{k}")).Attr.Nlink);
+        }
+
+        Assert.True(cutOff > 0, "no call was still running when its kill -9 came: the test checked nothing about cut-off calls");
+        var replayed = cluster.MdsCallsReplayed - replayedBefore;
+        for (var wait = 0; replayed == 0 && wait < 20; wait++)
+        {
+            await Task.Delay(100); // the MDS's last log lines may still be on their way
+            replayed = cluster.MdsCallsReplayed - replayedBefore;
+        }
+
+        Assert.True(replayed > 0, "no call was answered from its reply record: every kill came before a commit, so the test checked nothing about replies");
+        output.WriteLine($"report: {groups * 4} namespace calls, each followed by a kill -9 of the MDS; {cutOff} were still running when it came, {replayed} of them answered from the reply record after the restart, and every one took effect once");
+    }
+
     private async Task<(int Code, string Output)> FsckAsync()
     {
         await using var fsck = ParafsProcess.Start("fsck", "--mds", fixture.Cluster.Mds.Text);

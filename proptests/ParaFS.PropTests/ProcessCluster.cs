@@ -16,6 +16,7 @@ public sealed class ProcessCluster : IAsyncDisposable
     private readonly List<int> _ostPorts = [];
     private readonly ParafsProcess?[] _osts;
     private ParafsProcess? _mds;
+    private int _replayedByKilledMds;
 
     private ProcessCluster(string root, int targets)
     {
@@ -84,9 +85,13 @@ public sealed class ProcessCluster : IAsyncDisposable
         await StartOstAsync(index);
     }
 
+    /// <summary>Calls the MDS answered from the record of their first run's reply (its log says so), over all its restarts.</summary>
+    public int MdsCallsReplayed => _replayedByKilledMds + Replayed(_mds);
+
     public async Task KillAndRestartMdsAsync()
     {
         await KillAsync(_mds);
+        _replayedByKilledMds += Replayed(_mds);
         await StartMdsAsync();
     }
 
@@ -106,6 +111,9 @@ public sealed class ProcessCluster : IAsyncDisposable
         {
         }
     }
+
+    private static int Replayed(ParafsProcess? mds) =>
+        mds?.Output.Split('\n').Count(line => line.Contains("was sent again", StringComparison.Ordinal)) ?? 0;
 
     private static async Task KillAsync(ParafsProcess? process)
     {

@@ -43,4 +43,7 @@ internal static partial class Log
 
     [LoggerMessage(212, LogLevel.Information, "recovering: for {Seconds} s clients may bring back files they held open before this start; until then migrations wait before cutting over, retired objects stay and files unlinked while open are kept")]
     public static partial void Recovering(ILogger logger, double seconds);
+
+    [LoggerMessage(213, LogLevel.Information, "method {Method} from {Peer} was sent again (call {Xid} in slot {Slot}); answered with the reply of its first run, not run twice")]
+    public static partial void CallReplayed(ILogger logger, uint method, string peer, ulong xid, uint slot);
 }

@@ -50,6 +50,8 @@ public sealed class MdsServer : IAsyncDisposable
 
     internal MdsOptions Options => _options;
 
+    internal ILogger Logger => _logger;
+
     public string FileSystemName { get; }
 
     public MdsNamespace Namespace { get; }

@@ -140,7 +140,7 @@ internal static class MdsService
             },
             bytes => parser.ParseFrom(bytes),
             message => replayed?.Invoke(context, (TReply)message!)).ConfigureAwait(false);
-        LoseReplyIfTold(mds, request, ran);
+        AfterOnce(mds, request, context, ran);
         return new RpcResult(reply);
     }
 
@@ -157,13 +157,21 @@ internal static class MdsService
                 return null;
             },
             _ => null).ConfigureAwait(false);
-        LoseReplyIfTold(mds, request, ran);
+        AfterOnce(mds, request, context, ran);
         return RpcResult.Empty;
     }
 
-    /// <summary>The test hook <see cref="MdsOptions.LoseReply"/>: the call ran and committed, and its reply never leaves.</summary>
-    private static void LoseReplyIfTold(MdsServer mds, RpcRequest request, bool ran)
+    /// <summary>
+    /// Logs a call answered without running it, and applies the test hook <see cref="MdsOptions.LoseReply"/>
+    /// (the call ran and committed, and its reply never leaves).
+    /// </summary>
+    private static void AfterOnce(MdsServer mds, RpcRequest request, RequestContext context, bool ran)
     {
+        if (!ran && context.Replay is { } tag)
+        {
+            Log.CallReplayed(mds.Logger, request.Method, request.Connection.Peer, tag.Xid, tag.Slot);
+        }
+
         if (ran && mds.Options.LoseReply?.Invoke(request.Method) == true)
         {
             request.Connection.Abort($"test hook: the reply to method {request.Method} is lost after its commit");
