@@ -301,6 +301,25 @@ public sealed class SessionProtocolTests
     }
 
     [Fact]
+    public async Task An_interrupted_request_that_finishes_within_the_grace_is_answered_as_usual()
+    {
+        // A signal the caller handles (SIGCHLD) must not turn a quick lookup into EINTR.
+        var fs = new SlowLookupFileSystem();
+        await using var kernel = FakeKernel.Start(fs);
+        var unique = kernel.Send(FuseOpcode.Lookup, 1, Name("slow"));
+        await fs.Entered.Task.WaitAsync(FakeKernel.Timeout);
+
+        kernel.Channel.Send(Build(FuseOpcode.Interrupt, unique | 1, 0, Bytes(new FuseInterruptIn { Unique = unique })));
+        await Task.Delay(50);
+        fs.Release.TrySetResult();
+
+        var reply = kernel.Reply(unique);
+        Assert.False(fs.Cancelled, "the lookup was cancelled although it finished within the grace");
+        Assert.NotEqual(-EINTR, reply.Error);
+        kernel.AssertNothingWritten(Quiet);
+    }
+
+    [Fact]
     public async Task Interrupt_for_a_request_not_in_flight_is_answered_EAGAIN()
     {
         await using var kernel = FakeKernel.Start(new MemoryFileSystem());

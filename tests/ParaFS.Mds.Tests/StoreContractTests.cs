@@ -172,18 +172,7 @@ public abstract class StoreContractTests(TestStore kind) : IAsyncLifetime
             return 0;
         });
         await _store.DisposeAsync();
-        if (_database is { } database)
-        {
-            await database.ExecuteAsync("DROP TABLE replies; UPDATE parafs_schema SET version = 1");
-        }
-        else
-        {
-            using var connection = new SqliteConnection($"Data Source={Path.Combine(_directory, "mds.db")};Pooling=False");
-            connection.Open();
-            using var command = connection.CreateCommand();
-            command.CommandText = "DROP TABLE replies; PRAGMA user_version = 1";
-            command.ExecuteNonQuery();
-        }
+        await AlterAsync(postgres: "DROP TABLE replies; UPDATE parafs_schema SET version = 1", sqlite: "DROP TABLE replies; PRAGMA user_version = 1");
 
         _store = await OpenAsync();
         await _store.WriteAsync(tx =>
@@ -200,23 +189,28 @@ public abstract class StoreContractTests(TestStore kind) : IAsyncLifetime
     public async Task A_store_with_a_newer_schema_is_refused_saying_what_to_do()
     {
         await _store.DisposeAsync();
-        if (_database is { } database)
-        {
-            await database.ExecuteAsync("UPDATE parafs_schema SET version = 99");
-        }
-        else
-        {
-            using var connection = new SqliteConnection($"Data Source={Path.Combine(_directory, "mds.db")};Pooling=False");
-            connection.Open();
-            using var command = connection.CreateCommand();
-            command.CommandText = "PRAGMA user_version = 99";
-            command.ExecuteNonQuery();
-        }
+        await AlterAsync(postgres: "UPDATE parafs_schema SET version = 99", sqlite: "PRAGMA user_version = 99");
 
         var error = await Assert.ThrowsAsync<StartupException>(OpenAsync);
         Assert.Contains("schema version 99, newer than this parafs understands", error.Message, StringComparison.Ordinal);
         Assert.Contains("run a newer parafs", error.Message, StringComparison.Ordinal);
         _closed = true;
+    }
+
+    /// <summary>Changes the closed store behind its back, as an older or newer parafs would have left it.</summary>
+    private async Task AlterAsync(string postgres, string sqlite)
+    {
+        if (_database is { } database)
+        {
+            await database.ExecuteAsync(postgres);
+            return;
+        }
+
+        using var connection = new SqliteConnection($"Data Source={Path.Combine(_directory, "mds.db")};Pooling=False");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = sqlite;
+        command.ExecuteNonQuery();
     }
 
     private async Task<IMetadataStore> OpenAsync()

@@ -15,6 +15,16 @@ public sealed partial class FuseSession
     /// <summary>How long an INTERRUPT for a request not (yet) known waits before it is answered EAGAIN (reference 1.9).</summary>
     private static readonly TimeSpan InterruptRetryDelay = TimeSpan.FromMilliseconds(10);
 
+    /// <summary>
+    /// How long an interrupted request may still finish before it is cancelled. The kernel sends
+    /// INTERRUPT for any signal to the caller, also one it handles and goes on after (SIGCHLD when
+    /// a child exits, a runtime's own signals): a lookup or getattr that answers within this time
+    /// answers as if nothing happened, where cancelling it at once would fail a stat(2) with EINTR,
+    /// which few programs retry. A request that is still waiting (an MDS or OST that does not
+    /// answer) is cancelled after it and answered EINTR, so Ctrl-C still ends it.
+    /// </summary>
+    private static readonly TimeSpan InterruptGrace = TimeSpan.FromSeconds(1);
+
     private readonly ConcurrentDictionary<ulong, CancellationTokenSource> _inFlight = new();
     private readonly TaskCompletionSource _readersDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -277,8 +287,16 @@ public sealed partial class FuseSession
             return false;
         }
 
-        // CancelAsync: the handler's continuations run on the thread pool, not on this reader.
-        _ = CancelQuietlyAsync(cancellation);
+        // After the grace, from a timer: the handler's continuations do not run on this reader.
+        try
+        {
+            cancellation.CancelAfter(InterruptGrace);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The request finished meanwhile.
+        }
+
         return true;
     }
 
