@@ -144,22 +144,13 @@ internal static class MdsService
         return new RpcResult(reply);
     }
 
-    /// <summary>The same, for a call that answers with no message.</summary>
-    private static async ValueTask<RpcResult> Once(MdsServer mds, RpcRequest request, RequestContext context, Func<RequestContext, Task> run)
-    {
-        var ran = false;
-        await mds.Namespace.RunOnceAsync(
-            context,
-            async c =>
-            {
-                ran = true;
-                await run(c).ConfigureAwait(false);
-                return null;
-            },
-            _ => null).ConfigureAwait(false);
-        AfterOnce(mds, request, context, ran);
-        return RpcResult.Empty;
-    }
+    /// <summary>The same, for a call that answers with no message (an empty one: the same bytes on the wire).</summary>
+    private static ValueTask<RpcResult> Once(MdsServer mds, RpcRequest request, RequestContext context, Func<RequestContext, Task> run) =>
+        Once(mds, request, context, Protocol.Ost.Empty.Parser, async c =>
+        {
+            await run(c).ConfigureAwait(false);
+            return new Protocol.Ost.Empty();
+        });
 
     /// <summary>
     /// Logs a call answered without running it, and applies the test hook <see cref="MdsOptions.LoseReply"/>

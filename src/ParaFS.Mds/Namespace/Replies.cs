@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Google.Protobuf;
 using ParaFS.Common;
 using ParaFS.Mds.Sessions;
@@ -14,9 +13,9 @@ namespace ParaFS.Mds.Namespace;
 /// slot. When the connection breaks before the reply arrives, or the MDS restarts or fails over
 /// after the commit, the client sends the same call again, and the MDS answers from the record
 /// instead of running it a second time (which would fail with EEXIST or ENOENT, or rename twice).
-/// A retry that arrives while the first call still runs waits for it and gets its outcome. Only a
-/// call sent again (marked resent), or one this MDS has seen before, is looked up in the records:
-/// a first send runs at once.
+/// The MDS also keeps each slot's last call in memory: a copy that arrives while it still runs
+/// waits for it, and a copy after it gets its outcome. Only a resent call this MDS has not seen
+/// is looked up in the records (it started before a restart or failover): a first send runs at once.
 /// </summary>
 public sealed partial class MdsNamespace
 {
@@ -26,18 +25,19 @@ public sealed partial class MdsNamespace
     /// <summary>What a call that answers with no message records (an empty message).</summary>
     private static readonly Protocol.Ost.Empty NoReply = new();
 
-    private readonly ConcurrentDictionary<(ulong Client, uint Slot), RunningCall> _running = new();
-    private readonly ConcurrentDictionary<(ulong Client, uint Slot), (ulong Xid, long AtMs)> _seen = new();
+    /// <summary>The last call this MDS started in each client slot, running or done (its outcome kept for copies of it).</summary>
+    private readonly Dictionary<(ulong Client, uint Slot), SlotCall> _slots = [];
     private long _repliesReplayed;
 
-    /// <summary>Retried calls answered from a recorded reply since the MDS started.</summary>
+    /// <summary>Copies of calls answered without running them (from memory or from a record) since the MDS started.</summary>
     public long RepliesReplayed => Interlocked.Read(ref _repliesReplayed);
 
     /// <summary>
-    /// Runs a tagged call once: a retry of a call whose reply is recorded gets that reply (parsed
-    /// by <paramref name="parse"/>, then passed to <paramref name="replayed"/>); a retry of a call
-    /// still running gets its outcome; otherwise <paramref name="run"/> runs with the tag in its
-    /// context. An untagged call just runs.
+    /// Runs a tagged call once: a copy of the slot's last call gets that call's outcome (waiting
+    /// while it runs); a resent call this MDS has not seen (it started before a restart or on
+    /// another MDS) gets its recorded reply, parsed by <paramref name="parse"/> and passed to
+    /// <paramref name="replayed"/>; otherwise <paramref name="run"/> runs with the tag in its
+    /// context. A call older than the slot's last one is refused. An untagged call just runs.
     /// </summary>
     public async Task<IMessage?> RunOnceAsync(RequestContext context, Func<RequestContext, Task<IMessage?>> run, Func<byte[], IMessage?> parse, Action<IMessage?>? replayed = null)
     {
@@ -47,44 +47,32 @@ public sealed partial class MdsNamespace
         }
 
         var key = (tag.Client, tag.Slot);
-        var mine = new RunningCall(tag.Xid);
-        while (!_running.TryAdd(key, mine))
+        var mine = new SlotCall(tag.Xid);
+        SlotCall? earlier = null;
+        lock (_slots)
         {
-            if (!_running.TryGetValue(key, out var other))
+            if (_slots.TryGetValue(key, out var last) && last.Xid >= tag.Xid)
             {
-                continue;
+                earlier = last.Xid == tag.Xid ? last : throw Superseded(tag, last.Xid);
             }
+            else
+            {
+                // A call still running in this slot with a lower number was given up by its client.
+                _slots[key] = mine;
+            }
+        }
 
-            if (other.Xid == tag.Xid)
-            {
-                return await other.Outcome.Task.ConfigureAwait(false);
-            }
-
-            if (other.Xid > tag.Xid)
-            {
-                throw Superseded(tag, other.Xid);
-            }
-
-            // An older call in this slot still runs here, but its client has given up on it.
-            if (_running.TryUpdate(key, mine, other))
-            {
-                break;
-            }
+        if (earlier is not null)
+        {
+            // A copy of a call that sat in a queue, or a retry while the first still runs or after it ended.
+            Interlocked.Increment(ref _repliesReplayed);
+            return await earlier.Outcome.Task.ConfigureAwait(false);
         }
 
         try
         {
-            // The newest call this MDS has seen in the slot. A first send of a call it has already
-            // seen (it sat in a queue while its client timed out and sent it again) is a copy too.
-            var seen = _seen.TryGetValue(key, out var last) ? last.Xid : 0;
-            if (seen > tag.Xid)
-            {
-                throw Superseded(tag, seen);
-            }
-
-            _seen[key] = (tag.Xid, Environment.TickCount64);
             IMessage? reply;
-            var recorded = tag.Resent || seen == tag.Xid ? await _store.ReadAsync(tx => tx.FindReply(tag.Client, tag.Slot)).ConfigureAwait(false) : null;
+            var recorded = tag.Resent ? await _store.ReadAsync(tx => tx.FindReply(tag.Client, tag.Slot)).ConfigureAwait(false) : null;
             if (recorded is not null && recorded.Xid == tag.Xid)
             {
                 reply = parse(recorded.Reply);
@@ -106,12 +94,8 @@ public sealed partial class MdsNamespace
         catch (Exception e)
         {
             mine.Outcome.TrySetException(e);
-            _ = mine.Outcome.Task.Exception; // observed: a retry waiting on it rethrows it, and none may come
+            _ = mine.Outcome.Task.Exception; // observed: a copy waiting on it rethrows it, and none may come
             throw;
-        }
-        finally
-        {
-            _running.TryRemove(KeyValuePair.Create(key, mine));
         }
     }
 
@@ -131,11 +115,11 @@ public sealed partial class MdsNamespace
     public Task<int> ForgetOldRepliesAsync()
     {
         var before = Environment.TickCount64 - (long)ReplyRecordLifetime.TotalMilliseconds;
-        foreach (var (key, seen) in _seen)
+        lock (_slots)
         {
-            if (seen.AtMs < before)
+            foreach (var (key, call) in _slots.Where(s => s.Value.StartedMs < before && s.Value.Outcome.Task.IsCompleted).ToList())
             {
-                _seen.TryRemove(KeyValuePair.Create(key, seen));
+                _slots.Remove(key);
             }
         }
 
@@ -168,9 +152,11 @@ public sealed partial class MdsNamespace
     private static ParaFsException Superseded(ReplayTag tag, ulong newer) => new(Errno.EIO,
         $"call {tag.Xid} of client {tag.Client:x16} in slot {tag.Slot} was given up by its client (call {newer} has used the slot since); it is not run again");
 
-    private sealed class RunningCall(ulong xid)
+    private sealed class SlotCall(ulong xid)
     {
         public ulong Xid { get; } = xid;
+
+        public long StartedMs { get; } = Environment.TickCount64;
 
         public TaskCompletionSource<IMessage?> Outcome { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }

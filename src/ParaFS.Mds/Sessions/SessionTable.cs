@@ -84,12 +84,7 @@ public sealed class SessionTable
             session.DisconnectedAtMs = 0;
             foreach (var (open, generation) in handles)
             {
-                if (!_handles.ContainsKey(open.Handle))
-                {
-                    AddOpenLocked(session, open with { SessionId = session.Id });
-                }
-
-                SeenLocked(session, open.Ino, generation);
+                RestoreOpenLocked(session, open, generation);
             }
 
             connection.State = session;
@@ -139,12 +134,7 @@ public sealed class SessionTable
     {
         lock (_lock)
         {
-            if (!_handles.ContainsKey(open.Handle))
-            {
-                AddOpenLocked(session, open with { SessionId = session.Id });
-            }
-
-            SeenLocked(session, open.Ino, layoutGeneration);
+            RestoreOpenLocked(session, open, layoutGeneration);
         }
     }
 
@@ -251,6 +241,16 @@ public sealed class SessionTable
         {
             session.LayoutSeen[ino] = generation;
         }
+    }
+
+    private void RestoreOpenLocked(ClientSession session, OpenFile open, ulong layoutGeneration)
+    {
+        if (!_handles.ContainsKey(open.Handle))
+        {
+            AddOpenLocked(session, open with { SessionId = session.Id });
+        }
+
+        SeenLocked(session, open.Ino, layoutGeneration);
     }
 
     private void AddOpenLocked(ClientSession session, OpenFile open)
