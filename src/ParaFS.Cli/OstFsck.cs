@@ -30,6 +30,8 @@ internal static class OstFsck
             await using IBlockDevice device = spec.Kind == BlockBackend.BackendName
                 ? FileBlockDevice.Open(spec.Location)
                 : await NvmeNamespaceDevice.OpenAsync(spec.Location).ConfigureAwait(false);
+            // A running OST changes the store under the check: refused, as a second OST would be.
+            using var exclusive = spec.Kind == BlockBackend.BackendName ? ExclusiveUse.OfDevice(spec.Location, "parafs ost fsck") : null;
             var report = await BlockCheck.RunAsync(device).ConfigureAwait(false);
             var f = report.Format;
             Console.WriteLine($"{device.Description}: target {f.TargetId} (pool {f.Pool}) of file system {f.FsId}, format {f.Format}");
@@ -50,6 +52,11 @@ internal static class OstFsck
         catch (ParaFsException e)
         {
             await Console.Error.WriteLineAsync($"parafs ost fsck: {e.Message}").ConfigureAwait(false);
+            return 1;
+        }
+        catch (StartupException e)
+        {
+            await Console.Error.WriteLineAsync(e.Message).ConfigureAwait(false);
             return 1;
         }
     }

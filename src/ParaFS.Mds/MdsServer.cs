@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using ParaFS.Common;
+using ParaFS.Common.Storage;
 using ParaFS.Mds.Namespace;
 using ParaFS.Mds.Sessions;
 using ParaFS.Mds.Store;
@@ -25,6 +26,9 @@ public sealed class MdsServer : IAsyncDisposable
     private Task _background = Task.CompletedTask;
     private Task _reaper = Task.CompletedTask;
     private PostgresLeaderLock? _leader;
+
+    /// <summary>The SQLite data directory's lock: one MDS process on it at a time.</summary>
+    private ExclusiveUse? _exclusive;
 
     private MdsServer(MdsOptions options, IMetadataStore store, string fsId, string fsName, ILoggerFactory loggerFactory)
     {
@@ -83,7 +87,7 @@ public sealed class MdsServer : IAsyncDisposable
     {
         loggerFactory ??= NullLoggerFactory.Instance;
         var logger = loggerFactory.CreateLogger("ParaFS.Mds");
-        var (store, where) = await OpenStoreAsync(options, cancellationToken).ConfigureAwait(false);
+        var (store, where, exclusive) = await OpenStoreAsync(options, cancellationToken).ConfigureAwait(false);
         PostgresLeaderLock? leader = null;
         MdsServer? server = null;
         try
@@ -101,7 +105,7 @@ public sealed class MdsServer : IAsyncDisposable
                 Log.Formatted(logger, fsName, fsId, where);
             }
 
-            server = new MdsServer(options, options.WrapStore?.Invoke(store) ?? store, fsId, fsName, loggerFactory) { _leader = leader };
+            server = new MdsServer(options, options.WrapStore?.Invoke(store) ?? store, fsId, fsName, loggerFactory) { _leader = leader, _exclusive = exclusive };
             if (!formatted)
             {
                 // Clients that held files open before this start bring their handles back when
@@ -134,6 +138,7 @@ public sealed class MdsServer : IAsyncDisposable
                 }
 
                 await store.DisposeAsync().ConfigureAwait(false);
+                exclusive?.Dispose();
             }
 
             throw;
@@ -150,7 +155,7 @@ public sealed class MdsServer : IAsyncDisposable
         return server;
     }
 
-    private static async Task<(IMetadataStore Store, string Where)> OpenStoreAsync(MdsOptions options, CancellationToken cancellationToken)
+    private static async Task<(IMetadataStore Store, string Where, ExclusiveUse? Exclusive)> OpenStoreAsync(MdsOptions options, CancellationToken cancellationToken)
     {
         if (options.Store is { } text && text != "sqlite")
         {
@@ -161,7 +166,7 @@ public sealed class MdsServer : IAsyncDisposable
             }
 
             var postgres = await PostgresMetadataStore.OpenAsync(text, migrate: false, cancellationToken).ConfigureAwait(false);
-            return (postgres, postgres.Description);
+            return (postgres, postgres.Description, null);
         }
 
         if (string.IsNullOrEmpty(options.DataDirectory))
@@ -170,8 +175,17 @@ public sealed class MdsServer : IAsyncDisposable
         }
 
         Directory.CreateDirectory(options.DataDirectory);
+        var exclusive = ExclusiveUse.OfDirectory(options.DataDirectory, "parafs mds");
         var path = Path.Combine(options.DataDirectory, "mds.db");
-        return (SqliteMetadataStore.Open(path), path);
+        try
+        {
+            return (SqliteMetadataStore.Open(path), path, exclusive);
+        }
+        catch
+        {
+            exclusive.Dispose();
+            throw;
+        }
     }
 
     private static Task<(string Id, string Name, bool Formatted)> FormatOrCheckAsync(IMetadataStore store, MdsOptions options, string where, CancellationToken cancellationToken) =>
@@ -218,6 +232,7 @@ public sealed class MdsServer : IAsyncDisposable
         }
 
         await _store.DisposeAsync().ConfigureAwait(false);
+        _exclusive?.Dispose();
         _stopping.Dispose();
     }
 

@@ -33,6 +33,9 @@ public sealed class OstServer : IAsyncDisposable
     private IObjectBackend? _backend;
     private IBlockDevice? _device;
     private BackendSpec? _spec;
+
+    /// <summary>The data directory's (or block store's) lock: one OST process on it at a time.</summary>
+    private ExclusiveUse? _exclusive;
     private Task _heartbeats = Task.CompletedTask;
     private long _usageTakenAt = Stopwatch.GetTimestamp();
     private long _usageCompleted;
@@ -75,23 +78,48 @@ public sealed class OstServer : IAsyncDisposable
         }
 
         Superblock? superblock;
-        if (spec.IsDirectory)
+        try
         {
-            superblock = Superblock.Load(_dataDirectory);
-            Directory.CreateDirectory(_dataDirectory);
-            superblock?.CheckSettings(_dataDirectory, _options.Pool, spec.Kind);
-        }
-        else
-        {
-            // The device carries the target's identity in its own superblock.
-            _device = await OpenDeviceAsync(spec, cancellationToken).ConfigureAwait(false);
-            superblock = await DeviceSuperblockAsync(_device, spec, cancellationToken).ConfigureAwait(false);
-        }
+            if (spec.IsDirectory)
+            {
+                Directory.CreateDirectory(_dataDirectory);
+                _exclusive = ExclusiveUse.OfDirectory(_dataDirectory, "parafs ost");
+                superblock = Superblock.Load(_dataDirectory);
+                superblock?.CheckSettings(_dataDirectory, _options.Pool, spec.Kind);
+            }
+            else
+            {
+                // The device carries the target's identity in its own superblock.
+                _device = await OpenDeviceAsync(spec, cancellationToken).ConfigureAwait(false);
 
-        _spec = spec;
-        if (superblock is not null)
+                // A remote namespace (nvme-tcp) cannot be flocked here: NVMe reservations would be its lock.
+                if (spec.Kind == BlockBackend.BackendName)
+                {
+                    try
+                    {
+                        _exclusive = ExclusiveUse.OfDevice(spec.Location, "parafs ost");
+                    }
+                    catch
+                    {
+                        await _device.DisposeAsync().ConfigureAwait(false);
+                        throw;
+                    }
+                }
+
+                superblock = await DeviceSuperblockAsync(_device, spec, cancellationToken).ConfigureAwait(false);
+            }
+
+            _spec = spec;
+            if (superblock is not null)
+            {
+                await OpenBackendAsync(superblock, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch
         {
-            await OpenBackendAsync(superblock, cancellationToken).ConfigureAwait(false);
+            _exclusive?.Dispose();
+            _exclusive = null;
+            throw;
         }
 
         var server = new RpcServer(
@@ -118,6 +146,8 @@ public sealed class OstServer : IAsyncDisposable
                 await _device.DisposeAsync().ConfigureAwait(false);
             }
 
+            _exclusive?.Dispose();
+            _exclusive = null;
             throw new StartupException($"parafs ost ({_dataDirectory}): {e.Message}", e);
         }
 
@@ -197,6 +227,7 @@ public sealed class OstServer : IAsyncDisposable
             await _device.DisposeAsync().ConfigureAwait(false);
         }
 
+        _exclusive?.Dispose();
         if (Superblock is not null)
         {
             Log.Stopped(_logger, Superblock.TargetId);

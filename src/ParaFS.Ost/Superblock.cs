@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using ParaFS.Common;
 using ParaFS.Common.Interop;
+using ParaFS.Common.Storage;
 using ParaFS.Protocol.Rpc;
 
 namespace ParaFS.Ost;
@@ -37,7 +38,7 @@ public sealed record Superblock
 
     /// <summary>
     /// The superblock of <paramref name="dataDirectory"/>, or null when the directory is new (missing,
-    /// or empty but for lost+found). Anything else without a readable superblock is refused.
+    /// or empty but for lost+found and the server's lock file). Anything else without a readable superblock is refused.
     /// </summary>
     public static Superblock? Load(string dataDirectory)
     {
@@ -45,7 +46,7 @@ public sealed record Superblock
         if (!File.Exists(path))
         {
             if (Directory.Exists(dataDirectory)
-                && Directory.EnumerateFileSystemEntries(dataDirectory).Any(e => Path.GetFileName(e) is not "lost+found"))
+                && Directory.EnumerateFileSystemEntries(dataDirectory).Any(e => Path.GetFileName(e) is not ("lost+found" or ExclusiveUse.FileName)))
             {
                 throw new StartupException(
                     $"{dataDirectory} is not empty and holds no ParaFS superblock ({FileName}); "

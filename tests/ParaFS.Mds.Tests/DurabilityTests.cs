@@ -102,4 +102,43 @@ public sealed class DurabilityTests
             Directory.Delete(data, recursive: true);
         }
     }
+
+    /// <summary>
+    /// Two MDS processes on one SQLite directory would each trust their own session table (one
+    /// could delete the objects of a file the other's client holds open): the second is refused
+    /// while the first lives, and a kill -9 of the first frees the directory with it.
+    /// </summary>
+    [Fact]
+    public async Task A_second_mds_on_a_data_directory_in_use_is_refused_and_a_kill_9_frees_it()
+    {
+        var data = Path.Combine(Path.GetTempPath(), $"parafs-mds-twice-{Guid.NewGuid():N}");
+        var listen = $"127.0.0.1:{ParafsProcess.FreePort()}";
+        try
+        {
+            await using (var first = ParafsProcess.Start("mds", "--data", data, "--listen", listen))
+            {
+                await first.WaitForOutputAsync("serving on");
+                await using var second = ParafsProcess.Start("mds", "--data", data, "--listen", $"127.0.0.1:{ParafsProcess.FreePort()}");
+                Assert.Equal(1, await second.WaitForExitAsync());
+                Assert.Contains($"parafs mds: {data} is in use by another process (pid {first.Id} holds {data}/lock)", second.Output, StringComparison.Ordinal);
+                Assert.DoesNotContain("serving on", second.Output, StringComparison.Ordinal);
+
+                await using var client = await TestClient.ConnectAsync(RpcEndpoint.Parse(listen), new Caller(), null);
+                await client.MkdirAsync(1, "made-after-the-refusal");
+                await first.KillAsync();
+            }
+
+            await using var again = ParafsProcess.Start("mds", "--data", data, "--listen", listen);
+            await again.WaitForOutputAsync("serving on");
+            await using var reader = await TestClient.ConnectAsync(RpcEndpoint.Parse(listen), new Caller(), null);
+            Assert.Equal(FileType.Directory, (await reader.LookupAsync(1, "made-after-the-refusal")).Attr.Type);
+        }
+        finally
+        {
+            if (Directory.Exists(data))
+            {
+                Directory.Delete(data, recursive: true);
+            }
+        }
+    }
 }

@@ -165,6 +165,26 @@ public sealed class DaemonTests
                 Assert.True(destination.AsSpan().SequenceEqual(bytes), $"synced object {id} differs after kill -9");
             }
 
+            // While it serves, a second OST and the offline check are refused, and it serves on.
+            await using (var second = ParafsProcess.Start("ost", "--backend", $"block:{device}", "--listen", "127.0.0.1:0", "--mds", mds.Endpoint.Text, "--pool", "p"))
+            {
+                Assert.Equal(1, await second.WaitForExitAsync());
+                Assert.Contains($"parafs ost: {device} is in use by another process", second.Output, StringComparison.Ordinal);
+            }
+
+            await using (var busy = ParafsProcess.Start("ost", "fsck", "--backend", $"block:{device}"))
+            {
+                Assert.Equal(1, await busy.WaitForExitAsync());
+                Assert.Contains($"parafs ost fsck: {device} is in use by another process", busy.Output, StringComparison.Ordinal);
+            }
+
+            var (firstId, firstBytes) = synced.First();
+            var readBack = new byte[firstBytes.Length];
+            using (await client.CallAsync(Methods.OstRead, new ReadRequest { ObjectId = firstId, Offset = firstId * 512, Length = (uint)firstBytes.Length }, replyDestination: readBack))
+            {
+                Assert.True(readBack.AsSpan().SequenceEqual(firstBytes));
+            }
+
             await again.KillAsync();
         }
 

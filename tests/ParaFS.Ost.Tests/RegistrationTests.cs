@@ -134,6 +134,41 @@ public sealed class RegistrationTests
     }
 
     [Fact]
+    public async Task A_second_OST_on_a_data_directory_in_use_is_refused_and_the_first_keeps_serving()
+    {
+        await using var mds = await MdsDouble.StartAsync();
+        using var directory = new TestDirectory();
+        var data = directory.Sub("data");
+        await using (var first = await TestOst.StartAsync(mds, data))
+        {
+            var e = await Assert.ThrowsAsync<StartupException>(() => TestOst.StartAsync(mds, data));
+            Assert.Contains($"parafs ost: {data} is in use by another process (pid {Environment.ProcessId} holds {data}/lock)", e.Message, StringComparison.Ordinal);
+            Assert.Single(mds.Registrations);
+
+            await first.WriteAsync(5, 0, new byte[] { 7 });
+            await first.SyncAsync(5);
+            Assert.Equal([7], (await first.ReadAsync(5, 0, 10)).Data);
+        }
+
+        // Stopped, it leaves the directory free (the lock file stays, unlocked, and is no object).
+        await using var again = await TestOst.StartAsync(mds, data);
+        Assert.Equal([7], (await again.ReadAsync(5, 0, 10)).Data);
+        Assert.Equal([5UL], (await again.Server.Backend.ListAsync(0, 10, default)).ObjectIds);
+    }
+
+    [Fact]
+    public async Task A_first_start_that_failed_leaves_a_directory_a_new_start_accepts()
+    {
+        using var directory = new TestDirectory();
+        var data = directory.Sub("data");
+        Directory.CreateDirectory(data);
+        File.WriteAllText(Path.Combine(data, "lock"), "12345\n");
+        await using var mds = await MdsDouble.StartAsync();
+        await using var ost = await TestOst.StartAsync(mds, data);
+        Assert.Single(mds.Registrations);
+    }
+
+    [Fact]
     public async Task A_directory_that_is_not_empty_and_has_no_superblock_is_refused()
     {
         await using var mds = await MdsDouble.StartAsync();

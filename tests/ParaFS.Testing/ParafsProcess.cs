@@ -24,6 +24,8 @@ public sealed partial class ParafsProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
+    public int Id => _process.Id;
+
     /// <summary>Starts <c>parafs</c> with these arguments, the verb first (<c>"mds", "--data", ...</c>).</summary>
     public static ParafsProcess Start(params string[] args)
     {

@@ -46,6 +46,9 @@ public static partial class Libc
     private const int ORdWr = 2;
     private const int ODirect = 0x4000;
     private const int SeekEnd = 2;
+    private const int OCreat = 0x40;
+    private const int LockExclusive = 2;
+    private const int LockNonBlocking = 4;
 
     /// <summary>open(2) by path with flags and mode; returns a descriptor or -1.</summary>
     [LibraryImport(Library, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
@@ -197,6 +200,40 @@ public static partial class Libc
     {
         var size = Lseek(fd, 0, SeekEnd);
         return size >= 0 ? size : throw Failure(LastErrno, $"cannot find the size of {what}");
+    }
+
+    [LibraryImport(Library, EntryPoint = "flock", SetLastError = true)]
+    private static partial int Flock(SafeFileHandle fd, int operation);
+
+    /// <summary>
+    /// Opens a file to hold an flock(2) on, creating it (mode 0644) if <paramref name="create"/>. A
+    /// raw open: .NET's own FileStream takes a shared flock of its own, which would clash with it.
+    /// </summary>
+    public static SafeFileHandle OpenForLock(string path, bool create)
+    {
+        var fd = OpenPath(path, ORdWr | OCloExec | (create ? OCreat : 0), 0x1A4);
+        if (fd < 0)
+        {
+            throw Failure(LastErrno, $"cannot open {path} to lock it");
+        }
+
+        return new SafeFileHandle(fd, ownsHandle: true);
+    }
+
+    /// <summary>
+    /// flock(LOCK_EX | LOCK_NB): true when taken, false when another open file (in this process
+    /// or another) holds a lock on it. The kernel drops the lock when the last descriptor of that
+    /// open file closes, so a killed process leaves no lock behind.
+    /// </summary>
+    public static bool TryLockExclusive(SafeFileHandle fd, string what)
+    {
+        if (Flock(fd, LockExclusive | LockNonBlocking) == 0)
+        {
+            return true;
+        }
+
+        var errno = LastErrno;
+        return errno == Errno.EAGAIN ? false : throw Failure(errno, $"cannot lock {what}");
     }
 
     /// <summary>Opens a directory read-only, for fsync; .NET's file APIs refuse directories.</summary>
