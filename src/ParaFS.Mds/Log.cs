@@ -32,8 +32,11 @@ internal static partial class Log
     [LoggerMessage(209, LogLevel.Information, "standby: the metadata store {Store} has an active MDS; this one waits for its leader lock, then listens on {Endpoint}")]
     public static partial void Standby(ILogger logger, string store, string endpoint);
 
-    [LoggerMessage(210, LogLevel.Information, "holding the leader lock of the metadata store {Store}: this MDS serves it")]
-    public static partial void Leader(ILogger logger, string store);
+    [LoggerMessage(210, LogLevel.Information, "holding the leader lock of the metadata store {Store}: this MDS serves it, as leader epoch {Epoch}")]
+    public static partial void Leader(ILogger logger, string store, long epoch);
+
+    [LoggerMessage(214, LogLevel.Warning, "claiming the metadata store {Store}: ended {Count} write transactions of the MDS that served it before, which held it for longer than the leader poll (a paused process, or a machine that is gone)")]
+    public static partial void EndedOldWrites(ILogger logger, string store, int count);
 
     [LoggerMessage(211, LogLevel.Critical, "lost the leader lock of the metadata store {Store} ({Reason}); stopped serving, another MDS may serve it now")]
     public static partial void LeadershipLost(ILogger logger, string store, string reason);

@@ -73,7 +73,8 @@ public sealed class MdsServer : IAsyncDisposable
     public RpcEndpoint Endpoint => Rpc.Endpoint;
 
     /// <summary>
-    /// Completes (with the reason) if this MDS lost the PostgreSQL leader lock: it has stopped
+    /// Completes (with the reason) if this MDS lost the PostgreSQL leader lock, or found that
+    /// another MDS has claimed the store (a newer leader epoch): it has stopped
     /// serving, since another MDS may be serving the same database by now. Never completes with SQLite.
     /// </summary>
     public Task<string> Deposed { get; private set; } = new TaskCompletionSource<string>().Task;
@@ -95,8 +96,9 @@ public sealed class MdsServer : IAsyncDisposable
             if (store is PostgresMetadataStore postgres)
             {
                 leader = await PostgresLeaderLock.AcquireAsync(postgres, options.LeaderPoll, () => Log.Standby(logger, where, options.Listen.Text), cancellationToken).ConfigureAwait(false);
-                Log.Leader(logger, where);
                 await postgres.MigrateAsync(cancellationToken).ConfigureAwait(false);
+                var epoch = await postgres.ClaimLeadershipAsync(options.LeaderPoll, ended => Log.EndedOldWrites(logger, where, ended), cancellationToken).ConfigureAwait(false);
+                Log.Leader(logger, where, epoch);
             }
 
             var (fsId, fsName, formatted) = await FormatOrCheckAsync(store, options, where, cancellationToken).ConfigureAwait(false);
@@ -148,7 +150,7 @@ public sealed class MdsServer : IAsyncDisposable
         server._reaper = Task.Run(server.DeleteObjectsLoopAsync, CancellationToken.None);
         if (leader is not null)
         {
-            server.Deposed = server.StepDownWhenLostAsync(leader, where);
+            server.Deposed = server.StepDownWhenLostAsync(leader, (PostgresMetadataStore)store, where);
         }
 
         Log.Serving(logger, server.FileSystemName, server.FileSystemId, server.Endpoint.Text, store.Kind, where);
@@ -211,10 +213,13 @@ public sealed class MdsServer : IAsyncDisposable
             return (newId, options.FileSystemName, true);
         }, cancellationToken);
 
-    /// <summary>Once the leader lock is lost, stop answering at once: a standby may already be serving the same database.</summary>
-    private async Task<string> StepDownWhenLostAsync(PostgresLeaderLock leader, string where)
+    /// <summary>
+    /// Once the leader lock is lost, or a write found a newer leader epoch, stop answering at
+    /// once: a standby may already be serving the same database.
+    /// </summary>
+    private async Task<string> StepDownWhenLostAsync(PostgresLeaderLock leader, PostgresMetadataStore store, string where)
     {
-        var reason = await leader.Lost.ConfigureAwait(false);
+        var reason = await (await Task.WhenAny(leader.Lost, store.Deposed).ConfigureAwait(false)).ConfigureAwait(false);
         Log.LeadershipLost(_logger, where, reason);
         await Rpc.StopAsync().ConfigureAwait(false);
         return reason;

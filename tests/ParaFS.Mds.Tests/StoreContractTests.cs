@@ -172,7 +172,7 @@ public abstract class StoreContractTests(TestStore kind) : IAsyncLifetime
             return 0;
         });
         await _store.DisposeAsync();
-        await AlterAsync(postgres: "DROP TABLE replies; UPDATE parafs_schema SET version = 1", sqlite: "DROP TABLE replies; PRAGMA user_version = 1");
+        await AlterAsync(postgres: "DROP TABLE replies; DROP TABLE leader; UPDATE parafs_schema SET version = 1", sqlite: "DROP TABLE replies; PRAGMA user_version = 1");
 
         _store = await OpenAsync();
         await _store.WriteAsync(tx =>

@@ -50,6 +50,11 @@ public sealed class PostgresMetadataStore : IMetadataStore
             // 2: the reply of each client's last call per slot, so that a retried call is answered, not run twice.
             "CREATE TABLE replies (client bigint NOT NULL, slot bigint NOT NULL, xid bigint NOT NULL, reply bytea NOT NULL, saved_ms bigint NOT NULL, PRIMARY KEY (client, slot))",
         ],
+        [
+            // 3: the leader epoch, the fencing token of the MDS that serves (ClaimLeadershipAsync).
+            "CREATE TABLE leader (id integer PRIMARY KEY CHECK (id = 1), epoch bigint NOT NULL)",
+            "INSERT INTO leader (id, epoch) VALUES (1, 0)",
+        ],
     ];
 
     /// <summary>Serializes schema migrations of two MDS processes starting at once (pg_advisory_xact_lock).</summary>
@@ -80,7 +85,21 @@ public sealed class PostgresMetadataStore : IMetadataStore
     /// <summary>Counter sequences known to exist, so NextId is one statement.</summary>
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _sequences = new(StringComparer.Ordinal);
 
+    private readonly TaskCompletionSource<string> _deposed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     private long _retries;
+
+    /// <summary>The leader epoch this process claimed; 0 before it claims one (a tool, a standby).</summary>
+    private long _epoch;
+
+    /// <summary>The leader epoch this process claimed (<see cref="ClaimLeadershipAsync"/>), 0 if none.</summary>
+    public long LeaderEpoch => Interlocked.Read(ref _epoch);
+
+    /// <summary>
+    /// Completes, with the reason, when a write transaction found that another process has claimed
+    /// the store since this one did: this MDS must stop serving at once.
+    /// </summary>
+    public Task<string> Deposed => _deposed.Task;
 
     /// <summary>True for <c>--store</c> values that name a PostgreSQL database: a connection string or a postgres:// URL.</summary>
     public static bool IsConnectionString(string store) =>
@@ -171,6 +190,67 @@ public sealed class PostgresMetadataStore : IMetadataStore
     }
 
     /// <summary>
+    /// Makes this process the one writer of the store, the fencing the leader lock alone does not
+    /// give: the lock says who should serve, but an MDS that lost it goes on writing until its
+    /// one-second check notices, or longer if it is paused. Claiming bumps the leader epoch and
+    /// remembers it. Every write transaction of an MDS that has claimed first reads the epoch row
+    /// with FOR SHARE, which the bump's UPDATE waits for:
+    /// - a write of the old MDS still running waits the bump out, or, if it has not ended within
+    ///   <paramref name="grace"/> (its process paused, its machine gone), is ended here
+    ///   (pg_terminate_backend; <paramref name="ended"/> hears how many), so it changes nothing;
+    /// - a write of the old MDS that starts later finds the new epoch, changes nothing and ends
+    ///   with <see cref="LeadershipLostException"/>.
+    /// So every write of the old MDS lands before the new MDS reads the store, or not at all.
+    /// Called once the leader lock is held and the schema is current.
+    /// </summary>
+    public async Task<long> ClaimLeadershipAsync(TimeSpan grace, Action<int> ended, CancellationToken cancellationToken = default)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await using var tx = await connection.BeginTransactionAsync(IsolationLevel.Serializable, cancellationToken).ConfigureAwait(false);
+                var bump = ScalarAsync(connection, tx, "UPDATE leader SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch", cancellationToken);
+                while (await Task.WhenAny(bump, Task.Delay(grace, cancellationToken)).ConfigureAwait(false) != bump)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    if (await EndWritersBlockingAsync(connection.ProcessID, cancellationToken).ConfigureAwait(false) is var count and > 0)
+                    {
+                        ended(count);
+                    }
+                }
+
+                var epoch = (long)(await bump.ConfigureAwait(false))!;
+                await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+                Interlocked.Exchange(ref _epoch, epoch);
+                return epoch;
+            }
+            catch (PostgresException e) when (IsRetryable(e) && attempt < MaxAttempts)
+            {
+                await BackOffAsync(attempt, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Ends the sessions whose locks the backend <paramref name="pid"/> waits for: writes of an MDS that no longer serves.</summary>
+    private async Task<int> EndWritersBlockingAsync(int pid, CancellationToken cancellationToken)
+    {
+        await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand("SELECT count(*) FILTER (WHERE pg_terminate_backend(b)) FROM unnest(pg_blocking_pids($1)) AS b", connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = pid });
+        try
+        {
+            return Convert.ToInt32(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
+        {
+            // Another database user's session: only waiting is left (PostgreSQL ends it when its connection times out).
+            return 0;
+        }
+    }
+
+    /// <summary>
     /// Transactions run concurrently; one that had to be run again runs its next attempts one at
     /// a time with the other retried ones (<see cref="_retrying"/>), so operations that collide
     /// over one hot row (a busy directory's inode) queue up instead of colliding again and again.
@@ -186,9 +266,17 @@ public sealed class PostgresMetadataStore : IMetadataStore
                 try
                 {
                     await using var tx = await connection.BeginTransactionAsync(IsolationLevel.Serializable, cancellationToken).ConfigureAwait(false);
+                    await CheckEpochAsync(connection, tx, cancellationToken).ConfigureAwait(false);
                     var result = work(new Transaction(connection, tx, _sequences));
                     await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
                     return result;
+                }
+                catch (NpgsqlException e) when (LeaderEpoch != 0 && e is not PostgresException { SqlState: PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.UniqueViolation })
+                {
+                    // Ended by an MDS that claimed the store (EndWritersBlockingAsync), or a failure
+                    // of the server: the epoch tells which.
+                    await CheckEpochAsync(e, cancellationToken).ConfigureAwait(false);
+                    throw;
                 }
                 catch (PostgresException e) when (IsRetryable(e) && attempt < MaxAttempts)
                 {
@@ -212,6 +300,52 @@ public sealed class PostgresMetadataStore : IMetadataStore
                 _retrying.Release();
             }
         }
+    }
+
+    /// <summary>
+    /// The first statement of a write once this process has claimed the store (Npgsql sends it
+    /// with the BEGIN, in one round trip). FOR SHARE holds the row against a claim's bump until
+    /// this transaction ends.
+    /// </summary>
+    private async Task CheckEpochAsync(NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken cancellationToken)
+    {
+        var mine = LeaderEpoch;
+        if (mine != 0)
+        {
+            var current = (long)(await ScalarAsync(connection, tx, "SELECT epoch FROM leader WHERE id = 1 FOR SHARE", cancellationToken).ConfigureAwait(false))!;
+            ThrowIfDeposed(current, mine, inner: null);
+        }
+    }
+
+    /// <summary>After a failed write: reads the epoch on a connection of its own, and throws <see cref="LeadershipLostException"/> if another MDS has claimed the store.</summary>
+    private async Task CheckEpochAsync(Exception failure, CancellationToken cancellationToken)
+    {
+        long current;
+        try
+        {
+            await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using var command = new NpgsqlCommand("SELECT epoch FROM leader WHERE id = 1", connection);
+            current = (long)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+        }
+        catch (NpgsqlException)
+        {
+            // The server is down, not taken over: the first failure is the one to report.
+            return;
+        }
+
+        ThrowIfDeposed(current, LeaderEpoch, failure);
+    }
+
+    private void ThrowIfDeposed(long current, long mine, Exception? inner)
+    {
+        if (current == mine)
+        {
+            return;
+        }
+
+        var reason = $"another MDS has claimed the metadata store {Description} since this one did (leader epoch {current}; this MDS served epoch {mine})";
+        _deposed.TrySetResult(reason);
+        throw inner is null ? new LeadershipLostException(reason) : new LeadershipLostException(reason, inner);
     }
 
     public ValueTask DisposeAsync()

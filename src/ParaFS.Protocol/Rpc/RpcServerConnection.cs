@@ -189,6 +189,13 @@ public sealed class RpcServerConnection : RpcChannel
             _slots.Release();
             return;
         }
+        catch (UnansweredCallException e)
+        {
+            Abort($"method {request.Method} is not answered: {e.Message}");
+            request.Dispose();
+            _slots.Release();
+            return;
+        }
         catch (Exception e)
         {
             Log.HandlerFailed(Logger, request.Method, Peer, e);
