@@ -73,7 +73,8 @@ public sealed class ClusterTests
     /// <summary>
     /// parafs fsck on a running cluster: clean after a delete; then an object planted under a
     /// deleted file's id (an orphan) and one under an id the MDS never handed out (ahead) are
-    /// reported, exit 1; --repair deletes both and nothing else; every file keeps its bytes.
+    /// reported, exit 1; --repair deletes both and nothing else; every file keeps its bytes. Last, a
+    /// file whose object sits on a target retired under it is reported as dangling.
     /// </summary>
     [MountFact]
     public async Task Fsck_reports_planted_orphans_repairs_them_and_every_file_keeps_its_bytes()
@@ -128,6 +129,27 @@ public sealed class ClusterTests
 
         await File.WriteAllTextAsync("/proc/sys/vm/drop_caches", "3");
         Assert.Equal(sums, await Shell.OkAsync($"cd '{mnt}' && sha256sum f0 f1 f2"));
+
+        // A target retired with a file's object still on it (not drained first): that file dangles.
+        var kept = System.Text.RegularExpressions.Regex.Match(await Shell.OkAsync($"{parafs} getstripe --json '{mnt}/f0'"), "\"target\": (\\d+),\\s*\"object\": (\\d+)");
+        var keptTarget = uint.Parse(kept.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        var keptObject = ulong.Parse(kept.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture);
+        var ino = (await Shell.OkAsync($"stat -c %i '{mnt}/f0'")).Trim();
+        await using var admin = await ParaFS.Client.ParaFsClient.ConnectAsync(ParaFS.Protocol.Rpc.RpcEndpoint.Parse(up.Mds));
+        await admin.SetTargetStateAsync(new ParaFS.Protocol.Mds.Caller(), keptTarget, ParaFS.Protocol.Mds.TargetState.Retired);
+        try
+        {
+            var dangling = await Shell.RunAsync($"{parafs} fsck '{mnt}'");
+            Assert.True(dangling.Code == 1, $"fsck with a dangling file exited {dangling.Code}:\n{dangling.Output}");
+            Assert.Contains($"dangling: inode {ino} has object 0x{keptObject:x} on target {keptTarget}, which is retired", dangling.Output, StringComparison.Ordinal);
+            Assert.Contains("files with objects on retired or unknown targets", dangling.Output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await admin.SetTargetStateAsync(new ParaFS.Protocol.Mds.Caller(), keptTarget, ParaFS.Protocol.Mds.TargetState.Up);
+        }
+
+        Assert.Equal(0, (await Shell.RunAsync($"{parafs} fsck '{mnt}'")).Code);
     }
 
     /// <summary>The data directory of the OST serving <paramref name="target"/> (its superblock names it).</summary>
