@@ -214,7 +214,12 @@ public sealed class PostgresMetadataStore : IMetadataStore
                 var bump = ScalarAsync(connection, tx, "UPDATE leader SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch", cancellationToken);
                 while (await Task.WhenAny(bump, Task.Delay(grace, cancellationToken)).ConfigureAwait(false) != bump)
                 {
-                    cancellationToken.ThrowIfCancellationRequested();
+                    if (cancellationToken.IsCancellationRequested)
+                    {
+                        // The bump sees the same token: Npgsql cancels it on the server, and it throws.
+                        await bump.ConfigureAwait(false);
+                    }
+
                     if (await EndWritersBlockingAsync(connection.ProcessID, cancellationToken).ConfigureAwait(false) is var count and > 0)
                     {
                         ended(count);
@@ -303,9 +308,9 @@ public sealed class PostgresMetadataStore : IMetadataStore
     }
 
     /// <summary>
-    /// The first statement of a write once this process has claimed the store (Npgsql sends it
-    /// with the BEGIN, in one round trip). FOR SHARE holds the row against a claim's bump until
-    /// this transaction ends.
+    /// The first statement of a write once this process has claimed the store: one more round
+    /// trip to the server (Npgsql sends the BEGIN with it). FOR SHARE holds the row against a
+    /// claim's bump until this transaction ends.
     /// </summary>
     private async Task CheckEpochAsync(NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken cancellationToken)
     {
