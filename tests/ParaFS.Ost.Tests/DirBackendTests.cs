@@ -56,4 +56,44 @@ public sealed class DirBackendTests : ObjectBackendContract
             Assert.Equal(id, BitConverter.ToUInt64(buffer));
         }
     }
+
+    [Fact]
+    public async Task A_listing_walks_the_tree_once_for_all_its_pages_and_a_new_one_sees_the_changes()
+    {
+        using var directory = new TestDirectory();
+        using var store = DirBackend.Open(directory.Path, "target 4 (pool fast)");
+        var ids = Enumerable.Range(1, 300).Select(i => (ulong)i * 977 + 5).ToList();
+        foreach (var id in ids)
+        {
+            await store.WriteAsync(id, 0, new byte[1], default);
+        }
+
+        Assert.Equal(ids, await ListAllAsync(store, limit: 7));
+        Assert.Equal(1, store.ListingWalks);
+
+        await store.WriteAsync(3, 0, new byte[1], default);
+        Assert.True(await store.DeleteAsync(ids[100], default));
+        Assert.Equal([3UL, .. ids.Where(id => id != ids[100])], await ListAllAsync(store, limit: 50));
+        Assert.Equal(2, store.ListingWalks);
+
+        // A page that does not start at 0 with no listing under way walks again, and is right.
+        Assert.Equal(ids.Where(id => id > ids[200]).Take(5), (await store.ListAsync(ids[200], 5, default)).ObjectIds);
+        Assert.Equal(3, store.ListingWalks);
+    }
+
+    private static async Task<List<ulong>> ListAllAsync(DirBackend store, int limit)
+    {
+        var all = new List<ulong>();
+        for (var after = 0UL; ;)
+        {
+            var page = await store.ListAsync(after, limit, default);
+            all.AddRange(page.ObjectIds);
+            if (!page.More)
+            {
+                return all;
+            }
+
+            after = page.ObjectIds[^1];
+        }
+    }
 }

@@ -61,7 +61,7 @@ public sealed class ExclusiveUse : IDisposable
         {
             handle.Dispose();
             throw new StartupException(
-                $"{server}: {path} is in use by another process (it holds an flock on it); " +
+                $"{server}: {path} is in use by another process (one holds an flock on it); " +
                 "one process at a time may use a store: stop that process first (fuser -v " + path + " names it), or give another device");
         }
 

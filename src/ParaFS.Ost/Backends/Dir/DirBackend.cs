@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Win32.SafeHandles;
@@ -22,7 +23,14 @@ public sealed class DirBackend : IObjectBackend, IFileObjectBackend
     /// <summary>Zeros for targets whose file system cannot punch holes.</summary>
     private static readonly byte[] Zeros = new byte[64 * 1024];
 
+    /// <summary>How long a listing's snapshot serves its later pages (fsck asks for them back to back).</summary>
+    private static readonly TimeSpan ListingLifetime = TimeSpan.FromMinutes(2);
+
     private readonly ObjectPaths _paths;
+
+    /// <summary>The sorted ids of the last listing's walk, while it has pages left.</summary>
+    private Listing? _listing;
+    private long _walks;
     private readonly OpenObjectCache _open;
     private readonly string _target;
     private readonly ILogger _logger;
@@ -338,44 +346,49 @@ public sealed class DirBackend : IObjectBackend, IFileObjectBackend
         return ValueTask.CompletedTask;
     }
 
+    /// <summary>
+    /// The tree's fan-out follows an id's low bytes, not its order, so a page in id order needs a
+    /// walk of the whole tree. A listing's first page (after 0) walks it once and keeps the sorted
+    /// ids; its later pages come from that snapshot while it is younger than
+    /// <see cref="ListingLifetime"/>, so listing n objects costs one walk, not one per page. An
+    /// object made or deleted during a listing may be missed or listed, as it could be between two
+    /// walks: fsck, the one caller, reads the MDS after the targets for that reason.
+    /// </summary>
     public ValueTask<ObjectPage> ListAsync(ulong after, int limit, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
-
-        // The fan-out follows the low bytes, not the order: keep the smallest `limit + 1` ids past
-        // the cursor in a max-heap while walking the tree, O(n log limit) per page.
-        var heap = new PriorityQueue<ulong, ulong>(Comparer<ulong>.Create(static (a, b) => b.CompareTo(a)));
-        foreach (var id in EnumerateObjects())
+        var listing = Volatile.Read(ref _listing);
+        if (after == 0 || listing is null || Stopwatch.GetElapsedTime(listing.TakenAt) > ListingLifetime)
         {
-            if (id <= after)
+            var found = new List<ulong>();
+            foreach (var id in EnumerateObjects())
             {
-                continue;
+                if ((found.Count & 0xFFF) == 0)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                }
+
+                found.Add(id);
             }
 
-            if (heap.Count <= limit)
-            {
-                heap.Enqueue(id, id);
-            }
-            else if (id < heap.Peek())
-            {
-                heap.DequeueEnqueue(id, id);
-            }
+            var ids = found.ToArray();
+            Array.Sort(ids);
+            listing = new Listing(ids, Stopwatch.GetTimestamp());
+            Interlocked.Increment(ref _walks);
         }
 
-        var more = heap.Count > limit;
-        if (more)
-        {
-            heap.Dequeue();
-        }
+        var start = Array.BinarySearch(listing.Ids, after);
+        start = start >= 0 ? start + 1 : ~start;
+        var count = Math.Min(limit, listing.Ids.Length - start);
+        var more = start + count < listing.Ids.Length;
 
-        var ids = new ulong[heap.Count];
-        for (var i = ids.Length - 1; i >= 0; i--)
-        {
-            ids[i] = heap.Dequeue();
-        }
-
-        return ValueTask.FromResult(new ObjectPage(ids, more));
+        // Kept for the next page; dropped (its memory with it) once a listing has reached the end.
+        Volatile.Write(ref _listing, more ? listing : null);
+        return ValueTask.FromResult(new ObjectPage(listing.Ids.AsSpan(start, count).ToArray(), more));
     }
+
+    /// <summary>Walks of the object tree for listings so far (for tests).</summary>
+    internal long ListingWalks => Interlocked.Read(ref _walks);
 
     public StorageUsage GetUsage()
     {
@@ -478,4 +491,6 @@ public sealed class DirBackend : IObjectBackend, IFileObjectBackend
             }
         }
     }
+
+    private sealed record Listing(ulong[] Ids, long TakenAt);
 }
