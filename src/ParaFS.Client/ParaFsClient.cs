@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using ParaFS.Common;
@@ -27,6 +28,10 @@ public sealed partial class ParaFsClient : IAsyncDisposable
     private readonly Timer _sizeReporter;
     private readonly Timer _sessionKeeper;
     private int _reattaching;
+
+    /// <summary>When the session keeper first found no connection to the MDS (0 while connected), and how many minute reports it has logged since.</summary>
+    private long _mdsAwaySince;
+    private int _mdsAwayReports;
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
     private ObjectClients _objects = null!;
@@ -190,18 +195,51 @@ public sealed partial class ParaFsClient : IAsyncDisposable
     /// </summary>
     private async Task KeepSessionAsync()
     {
-        if (_mds.IsConnected || Interlocked.Exchange(ref _reattaching, 1) == 1)
+        if (_mds.IsConnected)
+        {
+            // A metadata call may have reconnected first.
+            NoteMdsBack();
+            return;
+        }
+
+        if (Interlocked.Exchange(ref _reattaching, 1) == 1)
         {
             return;
         }
 
         try
         {
+            if (_mdsAwaySince == 0)
+            {
+                _mdsAwaySince = Stopwatch.GetTimestamp();
+                Log.MdsAway(_logger, _mds.Endpoint, _open.Count);
+            }
+
             await _mds.TryReconnectAsync().ConfigureAwait(false);
+            var away = Stopwatch.GetElapsedTime(_mdsAwaySince);
+            if (_mds.IsConnected)
+            {
+                NoteMdsBack();
+            }
+            else if (away.TotalSeconds >= 60 * (_mdsAwayReports + 1))
+            {
+                _mdsAwayReports++;
+                Log.MdsStillAway(_logger, _mds.Endpoint, (long)away.TotalSeconds);
+            }
         }
         finally
         {
             Volatile.Write(ref _reattaching, 0);
+        }
+    }
+
+    private void NoteMdsBack()
+    {
+        var since = Interlocked.Exchange(ref _mdsAwaySince, 0);
+        if (since != 0)
+        {
+            _mdsAwayReports = 0;
+            Log.MdsBack(_logger, _mds.Endpoint, Stopwatch.GetElapsedTime(since).TotalSeconds);
         }
     }
 

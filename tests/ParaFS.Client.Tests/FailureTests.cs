@@ -193,13 +193,17 @@ public sealed class FailureTests
     public async Task An_open_file_keeps_working_across_an_mds_restart()
     {
         await using var cluster = await TestCluster.StartAsync(targets: 2);
-        await using var client = await cluster.ClientAsync();
+        using var log = new CapturingLoggerProvider();
+        await using var client = await ParaFsClient.ConnectAsync(cluster.MdsEndpoint, loggerFactory: log);
         var (attr, handle) = await client.CreateAsync(Me, Root, "survivor", FileType.Regular, 0x1A4, openFlags: 2);
         var first = RandomNumberGenerator.GetBytes(300_000);
         await client.WriteAsync(handle!, 0, first);
         await client.FsyncAsync(handle!);
 
-        await cluster.RestartMdsAsync(downFor: TimeSpan.FromMilliseconds(500));
+        // Down for longer than the client's one-second check: it says so, and says when it is back.
+        await cluster.RestartMdsAsync(downFor: TimeSpan.FromMilliseconds(1500));
+        Assert.Contains($"no connection to the MDS at {cluster.MdsEndpoint}: trying again every second; files held open (1) are kept", Assert.Single(log.Warnings), StringComparison.Ordinal);
+        await Eventually.TrueAsync(() => log.Count($"connected to the MDS at {cluster.MdsEndpoint} again after") == 1, "the client's line saying the MDS is back");
 
         var second = RandomNumberGenerator.GetBytes(200_000);
         await client.WriteAsync(handle!, first.Length, second);
