@@ -43,17 +43,8 @@ public sealed class FencingTests
         await using var old = await PostgresMetadataStore.OpenAsync(database.ConnectionString);
         await using var next = await PostgresMetadataStore.OpenAsync(database.ConnectionString);
         await old.ClaimLeadershipAsync(Grace, _ => { });
-        using var inside = new ManualResetEventSlim();
         using var release = new ManualResetEventSlim();
-        var write = Task.Run(() => old.WriteAsync(tx =>
-        {
-            tx.InsertInode(Inode(20));
-            inside.Set();
-            release.Wait(Eventually.Patience);
-            tx.InsertInode(Inode(21));
-            return 0;
-        }));
-        Assert.True(inside.Wait(Eventually.Patience));
+        var write = HeldWrite(old, 20, 21, release);
 
         var ended = 0;
         var claim = next.ClaimLeadershipAsync(TimeSpan.FromSeconds(30), n => ended += n);
@@ -77,17 +68,8 @@ public sealed class FencingTests
         await using var old = await PostgresMetadataStore.OpenAsync(database.ConnectionString);
         await using var next = await PostgresMetadataStore.OpenAsync(database.ConnectionString);
         await old.ClaimLeadershipAsync(Grace, _ => { });
-        using var inside = new ManualResetEventSlim();
         using var release = new ManualResetEventSlim();
-        var write = Task.Run(() => old.WriteAsync(tx =>
-        {
-            tx.InsertInode(Inode(30));
-            inside.Set();
-            release.Wait(Eventually.Patience);
-            tx.InsertInode(Inode(31));
-            return 0;
-        }));
-        Assert.True(inside.Wait(Eventually.Patience));
+        var write = HeldWrite(old, 30, 31, release);
 
         // As if the old MDS were paused: its write holds the epoch row past the grace.
         var ended = 0;
@@ -129,6 +111,26 @@ public sealed class FencingTests
         Assert.Equal(FileType.Directory, (await check.LookupAsync(new Caller(), ParaFsClient.RootIno, "before")).Attr.Type);
         Assert.Equal(FileType.Directory, (await check.LookupAsync(new Caller(), ParaFsClient.RootIno, "after")).Attr.Type);
         Assert.False(second.Deposed.IsCompleted);
+    }
+
+    /// <summary>
+    /// A write of the old MDS that inserts <paramref name="first"/>, holds its transaction open
+    /// until <paramref name="release"/>, then inserts <paramref name="second"/>; returned once it
+    /// holds the epoch row.
+    /// </summary>
+    private static Task<int> HeldWrite(IMetadataStore old, long first, long second, ManualResetEventSlim release)
+    {
+        using var inside = new ManualResetEventSlim();
+        var write = Task.Run(() => old.WriteAsync(tx =>
+        {
+            tx.InsertInode(Inode(first));
+            inside.Set();
+            release.Wait(Eventually.Patience);
+            tx.InsertInode(Inode(second));
+            return 0;
+        }));
+        Assert.True(inside.Wait(Eventually.Patience));
+        return write;
     }
 
     private static Task<int> InsertAsync(IMetadataStore store, long ino) => store.WriteAsync(tx =>
