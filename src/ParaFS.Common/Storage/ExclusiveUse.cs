@@ -38,7 +38,7 @@ public sealed class ExclusiveUse : IDisposable
             var holder = ReadHolder(handle);
             handle.Dispose();
             throw new StartupException(
-                $"{server}: {directory} is in use by another process ({(holder is null ? "it" : $"pid {holder}")} holds {path}); " +
+                $"{server}: {directory} is in use by another process ({(holder is null ? "a process" : $"pid {holder}")} holds {path}); " +
                 "one process at a time may use a store: stop that process first, or give another directory");
         }
 
