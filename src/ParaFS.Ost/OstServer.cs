@@ -117,8 +117,7 @@ public sealed class OstServer : IAsyncDisposable
         }
         catch
         {
-            _exclusive?.Dispose();
-            _exclusive = null;
+            ReleaseExclusive();
             throw;
         }
 
@@ -146,8 +145,7 @@ public sealed class OstServer : IAsyncDisposable
                 await _device.DisposeAsync().ConfigureAwait(false);
             }
 
-            _exclusive?.Dispose();
-            _exclusive = null;
+            ReleaseExclusive();
             throw new StartupException($"parafs ost ({_dataDirectory}): {e.Message}", e);
         }
 
@@ -227,7 +225,7 @@ public sealed class OstServer : IAsyncDisposable
             await _device.DisposeAsync().ConfigureAwait(false);
         }
 
-        _exclusive?.Dispose();
+        ReleaseExclusive();
         if (Superblock is not null)
         {
             Log.Stopped(_logger, Superblock.TargetId);
@@ -239,6 +237,12 @@ public sealed class OstServer : IAsyncDisposable
         await StopAsync().ConfigureAwait(false);
         Metrics.Dispose();
         _stopping.Dispose();
+    }
+
+    private void ReleaseExclusive()
+    {
+        _exclusive?.Dispose();
+        _exclusive = null;
     }
 
     private async Task OpenBackendAsync(Superblock superblock, CancellationToken cancellationToken)

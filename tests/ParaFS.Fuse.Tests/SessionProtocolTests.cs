@@ -289,10 +289,7 @@ public sealed class SessionProtocolTests
     {
         var fs = new SlowLookupFileSystem();
         await using var kernel = FakeKernel.Start(fs);
-        var unique = kernel.Send(FuseOpcode.Lookup, 1, Name("slow"));
-        await fs.Entered.Task.WaitAsync(FakeKernel.Timeout);
-
-        kernel.Channel.Send(Build(FuseOpcode.Interrupt, unique | 1, 0, Bytes(new FuseInterruptIn { Unique = unique })));
+        var unique = await InterruptASlowLookupAsync(kernel, fs);
 
         var reply = kernel.Reply(unique);
         Assert.Equal(-EINTR, reply.Error);
@@ -306,10 +303,7 @@ public sealed class SessionProtocolTests
         // A signal the caller handles (SIGCHLD) must not turn a quick lookup into EINTR.
         var fs = new SlowLookupFileSystem();
         await using var kernel = FakeKernel.Start(fs);
-        var unique = kernel.Send(FuseOpcode.Lookup, 1, Name("slow"));
-        await fs.Entered.Task.WaitAsync(FakeKernel.Timeout);
-
-        kernel.Channel.Send(Build(FuseOpcode.Interrupt, unique | 1, 0, Bytes(new FuseInterruptIn { Unique = unique })));
+        var unique = await InterruptASlowLookupAsync(kernel, fs);
         await Task.Delay(50);
         fs.Release.TrySetResult();
 
@@ -317,6 +311,15 @@ public sealed class SessionProtocolTests
         Assert.False(fs.Cancelled, "the lookup was cancelled although it finished within the grace");
         Assert.NotEqual(-EINTR, reply.Error);
         kernel.AssertNothingWritten(Quiet);
+    }
+
+    /// <summary>Sends a lookup the file system holds, then the kernel's INTERRUPT for it; returns the lookup's unique.</summary>
+    private static async Task<ulong> InterruptASlowLookupAsync(FakeKernel kernel, SlowLookupFileSystem fs)
+    {
+        var unique = kernel.Send(FuseOpcode.Lookup, 1, Name("slow"));
+        await fs.Entered.Task.WaitAsync(FakeKernel.Timeout);
+        kernel.Channel.Send(Build(FuseOpcode.Interrupt, unique | 1, 0, Bytes(new FuseInterruptIn { Unique = unique })));
+        return unique;
     }
 
     [Fact]
