@@ -100,6 +100,13 @@ public sealed class ClusterTests
         var clean = await Shell.RunAsync($"{parafs} fsck '{mnt}'");
         Assert.True(clean.Code == 0, $"fsck of a clean file system exited {clean.Code}:\n{clean.Output}");
         Assert.Contains("clean: every object", clean.Output, StringComparison.Ordinal);
+        var json = await Shell.RunAsync($"{parafs} fsck --json '{mnt}' 2>/dev/null");
+        using (var report = System.Text.Json.JsonDocument.Parse(json.Output))
+        {
+            var rows = report.RootElement.GetProperty("targets").EnumerateArray().ToList();
+            Assert.True(rows.Sum(t => t.GetProperty("objects").GetInt64()) >= 3, json.Output);
+            Assert.All(rows, t => Assert.Equal(t.GetProperty("objects").GetInt64(), t.GetProperty("in_files").GetInt64()));
+        }
 
         // A stale writer's object under the deleted file's id, and one no layout was ever given.
         const ulong ahead = 0x10000;

@@ -85,7 +85,7 @@ internal static class FsckCommand
         var registered = targets.ToDictionary(t => t.TargetId);
 
         // 1. What the targets hold, listed before anything is read from the MDS (see the remarks).
-        var held = new Dictionary<uint, List<ulong>>();
+        var held = new Dictionary<uint, HeldObjects>();
         foreach (var target in targets.Where(t => t.State != TargetState.Retired))
         {
             var row = report.Target(target.TargetId, target.Pool, target.Address);
@@ -95,7 +95,7 @@ internal static class FsckCommand
                 row.Objects = held[target.TargetId].Count;
                 Progress($"target {target.TargetId} ({target.Address}, pool {target.Pool}): {row.Objects:N0} objects");
             }
-            catch (ParaFsException e) when (!cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (e is ParaFsException or InvalidDataException && !cancellationToken.IsCancellationRequested)
             {
                 row.NotChecked = e.Message;
                 Progress($"target {target.TargetId} ({target.Address}, pool {target.Pool}): not checked: {e.Message}");
@@ -103,7 +103,6 @@ internal static class FsckCommand
         }
 
         // 2. What the MDS refers to: every file's layouts, then the deletion queue.
-        var referenced = held.Keys.ToDictionary(id => id, _ => new HashSet<ulong>());
         var files = 0L;
         for (ulong after = 0; ;)
         {
@@ -113,9 +112,9 @@ internal static class FsckCommand
                 files++;
                 foreach (var o in file.Layout.AllObjects())
                 {
-                    if (referenced.TryGetValue(o.TargetId, out var ids))
+                    if (held.TryGetValue(o.TargetId, out var objects))
                     {
-                        ids.Add(o.ObjectId);
+                        objects.Refer(o.ObjectId);
                     }
                     else if ((!registered.TryGetValue(o.TargetId, out var info) || info.State == TargetState.Retired) && file.Layout.Objects.Contains(o))
                     {
@@ -138,6 +137,11 @@ internal static class FsckCommand
             after = page.NextAfter;
         }
 
+        foreach (var (target, objects) in held)
+        {
+            report.Target(target).Referenced = objects.Referenced;
+        }
+
         var counters = new Dictionary<uint, ulong>();
         for (ulong after = 0; ;)
         {
@@ -149,7 +153,7 @@ internal static class FsckCommand
 
             foreach (var queued in page.Deletions)
             {
-                if (referenced.TryGetValue(queued.TargetId, out var ids) && ids.Add(queued.ObjectId))
+                if (held.TryGetValue(queued.TargetId, out var objects) && objects.Refer(queued.ObjectId))
                 {
                     report.Target(queued.TargetId).Queued++;
                 }
@@ -166,7 +170,7 @@ internal static class FsckCommand
         report.Files = files;
 
         // 3. Candidates: held, not referenced. Asked again: one the queue deleted meanwhile is gone.
-        var candidates = held.SelectMany(h => h.Value.Where(id => !referenced[h.Key].Contains(id)).Select(id => (Target: h.Key, Object: id))).ToList();
+        var candidates = held.SelectMany(h => h.Value.Unreferenced().Select(id => (Target: h.Key, Object: id))).ToList();
         if (candidates.Count > 0)
         {
             Progress($"{candidates.Count:N0} objects belong to no file; asking their targets again");
@@ -182,10 +186,6 @@ internal static class FsckCommand
             }
         }).ConfigureAwait(false);
         report.Orphans.AddRange(orphans.OrderBy(o => o.Target).ThenBy(o => o.Object));
-        foreach (var (target, ids) in referenced)
-        {
-            report.Target(target).Referenced = held[target].Count(ids.Contains);
-        }
 
         if (repair && report.Orphans.Count > 0)
         {
@@ -196,13 +196,13 @@ internal static class FsckCommand
     }
 
     /// <summary>All the object ids a target holds, in pages.</summary>
-    private static async Task<List<ulong>> ListTargetAsync(ParaFsClient client, uint target, CancellationToken cancellationToken)
+    private static async Task<HeldObjects> ListTargetAsync(ParaFsClient client, uint target, CancellationToken cancellationToken)
     {
-        var ids = new List<ulong>();
+        var ids = new HeldObjects();
         for (ulong after = 0; ;)
         {
             var page = await client.ListObjectsAsync(target, after, 50_000, cancellationToken).ConfigureAwait(false);
-            ids.AddRange(page.ObjectIds);
+            ids.AddPage(page.ObjectIds);
             if (!page.More || page.ObjectIds.Count == 0)
             {
                 return ids;
