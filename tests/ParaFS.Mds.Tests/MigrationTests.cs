@@ -148,6 +148,28 @@ public abstract class MigrationTests(TestStore store)
         Assert.Equal(held, reminder.Ino);
         Assert.Equal(committed.Generation, reminder.Generation);
 
+        // The client's second connection attaches the same session and handles: callbacks were
+        // reaching it through the first, so it is not reminded again.
+        var again = 0;
+        await using (var second = new RpcClient(mds.Server.Endpoint, new RpcClientOptions
+        {
+            ConnectionsPerServer = 1,
+            PushHandler = (push, _) =>
+            {
+                if (push.Method == Methods.PushLayoutChanged)
+                {
+                    Interlocked.Increment(ref again);
+                }
+
+                return ValueTask.CompletedTask;
+            },
+        }))
+        {
+            await second.CallAsync(Methods.MdsSession, attach, SessionReply.Parser);
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            Assert.Equal(0, Volatile.Read(ref again));
+        }
+
         // The window closes: the other file cuts over; the held file's old objects stay until its holder switches.
         while (mds.Server.Sessions.RecoveryLeft > TimeSpan.Zero)
         {

@@ -152,8 +152,8 @@ public sealed partial class MdsNamespace
     public ClientSession AttachSession(SessionRequest request, Protocol.Rpc.RpcServerConnection connection)
     {
         var session = _sessions.Attach(request.SessionId, request.ClientName, connection,
-            request.OpenHandles.Select(h => (new OpenFile(h.Handle, (long)h.Ino, h.Flags, request.SessionId), h.LayoutGeneration)));
-        if (request.OpenHandles.Count > 0)
+            request.OpenHandles.Select(h => (new OpenFile(h.Handle, (long)h.Ino, h.Flags, request.SessionId), h.LayoutGeneration)), out var mayHaveMissedCallbacks);
+        if (request.OpenHandles.Count > 0 && mayHaveMissedCallbacks)
         {
             _ = RemindOfNewLayoutsAsync(session, request.OpenHandles);
         }
@@ -164,7 +164,8 @@ public sealed partial class MdsNamespace
     /// <summary>
     /// A client back after a break (or an MDS restart) may have missed a layout change of a file
     /// it holds (the callback went out while it was away): it is sent again, so the client moves
-    /// on to the new layout and says so, and the retired objects can go.
+    /// on to the new layout and says so, and the retired objects can go. Once per return: the
+    /// attaches on the client's other connections that follow do not repeat it.
     /// </summary>
     private async Task RemindOfNewLayoutsAsync(ClientSession session, IReadOnlyCollection<OpenHandle> handles)
     {

@@ -61,8 +61,14 @@ public sealed class SessionTable
 
     public ulong NewId() => (ulong)Interlocked.Increment(ref _lastId);
 
-    /// <summary>Creates a session, or takes back an existing one when its client reconnects.</summary>
-    public ClientSession Attach(ulong requestedId, string clientName, RpcServerConnection connection, IEnumerable<(OpenFile Open, ulong LayoutGeneration)> handles)
+    /// <summary>
+    /// Creates a session, or takes back an existing one when its client reconnects.
+    /// <paramref name="mayHaveMissedCallbacks"/> says whether callbacks could have gone astray
+    /// before this attach: the session had no other live connection (a break, an MDS restart), or
+    /// it brings handles this table did not know. A client attaches on each of its connections,
+    /// and the later attaches of one reconnect are neither.
+    /// </summary>
+    public ClientSession Attach(ulong requestedId, string clientName, RpcServerConnection connection, IEnumerable<(OpenFile Open, ulong LayoutGeneration)> handles, out bool mayHaveMissedCallbacks)
     {
         lock (_lock)
         {
@@ -80,11 +86,12 @@ public sealed class SessionTable
 
             session.Connection = connection;
             session.Attached.RemoveAll(c => c.IsClosed || c == connection);
+            mayHaveMissedCallbacks = session.Attached.Count == 0;
             session.Attached.Add(connection);
             session.DisconnectedAtMs = 0;
             foreach (var (open, generation) in handles)
             {
-                RestoreOpenLocked(session, open, generation);
+                mayHaveMissedCallbacks |= RestoreOpenLocked(session, open, generation);
             }
 
             connection.State = session;
@@ -243,14 +250,17 @@ public sealed class SessionTable
         }
     }
 
-    private void RestoreOpenLocked(ClientSession session, OpenFile open, ulong layoutGeneration)
+    /// <summary>Takes back a handle a returning client holds; true when this table did not know it.</summary>
+    private bool RestoreOpenLocked(ClientSession session, OpenFile open, ulong layoutGeneration)
     {
-        if (!_handles.ContainsKey(open.Handle))
+        var unknown = !_handles.ContainsKey(open.Handle);
+        if (unknown)
         {
             AddOpenLocked(session, open with { SessionId = session.Id });
         }
 
         SeenLocked(session, open.Ino, layoutGeneration);
+        return unknown;
     }
 
     private void AddOpenLocked(ClientSession session, OpenFile open)
