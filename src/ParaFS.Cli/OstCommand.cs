@@ -38,6 +38,9 @@ internal static class OstCommand
                                                              own NVMe/TCP host (no kernel initiator)
           --advertise HOST:PORT the address clients are told (default: the listen address)
           --open-objects N      object files kept open at once (default 1024)
+          --bulk-threads N      client bulk connections (large reads and writes) served on a
+                                thread of their own at once (default 512); past N, and with 0,
+                                they share the thread pool
           --config FILE         settings as JSON ({"data": "...", "pool": "..."})
           --verbose true        debug logging
 
@@ -90,6 +93,7 @@ internal static class OstCommand
             Backend = spec.IsDirectory ? DirBackend.BackendName : backend,
             Advertise = configuration["advertise"],
             OpenObjectLimit = configuration["open-objects"] is { } n ? Number(n, "open-objects") : 1024,
+            BulkThreads = configuration["bulk-threads"] is { } b ? Number(b, "bulk-threads", allowZero: true) : 512,
         };
 
         builder.Services.AddSingleton(options);
@@ -111,8 +115,8 @@ internal static class OstCommand
         }
     }
 
-    private static int Number(string text, string key) =>
-        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0
+    private static int Number(string text, string key, bool allowZero = false) =>
+        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && (n > 0 || (allowZero && n == 0))
             ? n
-            : throw new UsageException($"parafs ost: --{key} wants a positive number, not '{text}'");
+            : throw new UsageException($"parafs ost: --{key} wants a {(allowZero ? "number (0 or more)" : "positive number")}, not '{text}'");
 }

@@ -42,5 +42,11 @@ public sealed record ClientOptions
     /// <summary>Bytes all read-ahead buffers of the client may hold at once.</summary>
     public long ReadAheadMemory { get; init; } = 256L * 1024 * 1024;
 
+    /// <summary>
+    /// Bulk connections to OSTs (2 per OST) that run on threads of their own, a receiving and a
+    /// sending one, at once; past this they run on the thread pool; 0: none do.
+    /// </summary>
+    public int BulkThreadConnections { get; init; } = 256;
+
     public string ClientName { get; init; } = $"{Environment.MachineName}:{Environment.ProcessId}";
 }

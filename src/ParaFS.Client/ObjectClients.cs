@@ -17,7 +17,7 @@ internal sealed class ObjectClients(ClientOptions options, Func<CancellationToke
     private readonly ConcurrentDictionary<uint, RpcClient> _clients = new();
 
     /// <summary>Bulk connections with threads of their own (two threads each), over all OSTs; more run the asynchronous way.</summary>
-    private readonly BulkThreadBudget _bulkThreads = new(256);
+    private readonly BulkThreadBudget _bulkThreads = new(options.BulkThreadConnections);
     private readonly SemaphoreSlim _refresh = new(1, 1);
     private volatile IReadOnlyDictionary<uint, TargetInfo> _targets = new Dictionary<uint, TargetInfo>();
 
@@ -102,7 +102,7 @@ internal sealed class ObjectClients(ClientOptions options, Func<CancellationToke
             ?? throw new ParaFsException(Errno.EIO, $"target {targetId} is not known to the MDS");
         return _clients.GetOrAdd(targetId, _ => new RpcClient(
             RpcEndpoint.Parse(target.Address),
-            new RpcClientOptions { ConnectionsPerServer = 1, BulkConnectionsPerServer = 2, BulkThreadBudget = _bulkThreads, Role = PeerRole.Client, FileSystemId = fileSystemId, PeerName = options.ClientName, ConnectTimeout = TimeSpan.FromSeconds(3) },
+            new RpcClientOptions { ConnectionsPerServer = 1, BulkConnectionsPerServer = 2, BulkThreads = options.BulkThreadConnections > 0, BulkThreadBudget = _bulkThreads, Role = PeerRole.Client, FileSystemId = fileSystemId, PeerName = options.ClientName, ConnectTimeout = TimeSpan.FromSeconds(3) },
             loggerFactory));
     }
 }

@@ -24,6 +24,12 @@ public sealed record OstOptions
     /// <summary>Object files kept open at once.</summary>
     public int OpenObjectLimit { get; init; } = 1024;
 
+    /// <summary>
+    /// Client bulk connections served on a thread of their own at once (<see cref="RpcServerOptions.MaxBulkThreads"/>);
+    /// past this they are served like any other; 0 serves all of them that way.
+    /// </summary>
+    public int BulkThreads { get; init; } = 512;
+
     /// <summary>How often an unreachable MDS is tried again.</summary>
     public TimeSpan RetryInterval { get; init; } = TimeSpan.FromSeconds(1);
 

@@ -130,6 +130,8 @@ public sealed class OstServer : IAsyncDisposable
                 FileSystemId = superblock?.FsId ?? "",
                 FileSystemName = superblock?.FsName ?? "",
                 Limits = _options.Limits,
+                BulkThreads = _options.BulkThreads > 0,
+                MaxBulkThreads = _options.BulkThreads,
             },
             _dispatcher,
             _loggerFactory);

@@ -186,9 +186,8 @@ public sealed class ReadPriorityThrottleTests
     }
 }
 
-/// <summary>The event ids a throttle logs, in order.</summary>
-/// <summary>The mount option that turns the pacing off (parafs mount -o, parafs up -o).</summary>
-public sealed class ReadPriorityOptionTests
+/// <summary>Mount options (parafs mount -o, parafs up -o): the pacing's switch and the bulk threads.</summary>
+public sealed class MountOptionTests
 {
     [Fact]
     public void Read_priority_is_on_unless_the_mount_says_off()
@@ -198,5 +197,18 @@ public sealed class ReadPriorityOptionTests
         Assert.False(ParaFS.Cli.MountCommand.Settings("readers=2,readprio=off").ReadPriority);
         var e = Assert.Throws<ParaFS.Cli.UsageException>(() => ParaFS.Cli.MountCommand.Settings("readprio=later"));
         Assert.Contains("readprio=later", e.Message);
+    }
+
+    [Fact]
+    public void Bulkthreads_sets_how_many_ost_connections_get_threads_of_their_own()
+    {
+        Assert.Equal(256, ParaFS.Cli.MountCommand.Settings("").Client.BulkThreadConnections);
+        var none = ParaFS.Cli.MountCommand.Settings("readprio=off,bulkthreads=0");
+        Assert.Equal(0, none.Client.BulkThreadConnections);
+        Assert.Equal(0, none.Client.ReadAheadRows); // the mount's other client settings stay
+        Assert.False(none.ReadPriority);
+        Assert.Equal(1024, ParaFS.Cli.MountCommand.Settings("bulkthreads=1024").Client.BulkThreadConnections);
+        var e = Assert.Throws<ParaFS.Cli.UsageException>(() => ParaFS.Cli.MountCommand.Settings("bulkthreads=-2"));
+        Assert.Contains("bulkthreads=-2: a number from 0 to 65536", e.Message);
     }
 }

@@ -194,6 +194,44 @@ public sealed class DaemonTests
         Assert.Equal([0U, 1U], mds.Registrations.Select(r => r.TargetId));
     }
 
+    /// <summary>
+    /// --bulk-threads caps the client bulk connections an OST serves on a thread of its own: with
+    /// the default, a bulk connection keeps its serving thread; with 0 it is served from the
+    /// thread pool, and large calls work the same either way.
+    /// </summary>
+    [Fact]
+    public async Task Bulk_threads_0_serves_bulk_connections_from_the_thread_pool()
+    {
+        await using var mds = await MdsDouble.StartAsync(fsId: "fs-bulk", lastTargetId: 0);
+        using var directory = new TestDirectory();
+        var bytes = RandomNumberGenerator.GetBytes(1 << 20);
+        foreach (var (limit, threads) in new[] { ((string?)null, 1), ("0", 0) })
+        {
+            string[] extra = limit is null ? [] : ["--bulk-threads", limit];
+            var shown = limit ?? "left out";
+            await using var ost = ParafsProcess.Start(["ost", "--data", directory.Sub($"data{limit}"), "--listen", "127.0.0.1:0", "--mds", mds.Endpoint.Text, "--pool", "p", .. extra]);
+            var port = await ost.WaitForListeningPortAsync();
+            await ost.WaitForOutputAsync("serving");
+            await using var client = new RpcClient(RpcEndpoint.Parse($"127.0.0.1:{port}"), new RpcClientOptions { FileSystemId = "fs-bulk", ConnectionsPerServer = 1, BulkConnectionsPerServer = 1 });
+            await client.CallAsync(Methods.OstWrite, new WriteRequest { ObjectId = 1 }, bytes);
+            var destination = new byte[bytes.Length];
+            using (await client.CallAsync(Methods.OstRead, new ReadRequest { ObjectId = 1, Length = (uint)bytes.Length }, replyDestination: destination))
+            {
+                Assert.True(destination.AsSpan().SequenceEqual(bytes), $"--bulk-threads {shown}: the object reads back different");
+            }
+
+            // A server connection's first thread ("rpc-serve") stays only as a bulk connection's own.
+            await Eventually.TrueAsync(() => ThreadsNamed(ost.Id, "rpc-serve") == threads, $"{threads} serving thread(s) in the OST with --bulk-threads {shown}");
+        }
+
+        await using var wrong = ParafsProcess.Start("ost", "--data", directory.Sub("bad"), "--listen", "127.0.0.1:0", "--mds", mds.Endpoint.Text, "--pool", "p", "--bulk-threads", "-1");
+        Assert.Equal(2, await wrong.WaitForExitAsync());
+        Assert.Contains("--bulk-threads wants a number (0 or more), not '-1'", wrong.Output, StringComparison.Ordinal);
+    }
+
+    private static int ThreadsNamed(int pid, string name) =>
+        Directory.EnumerateDirectories($"/proc/{pid}/task").Count(task => File.ReadAllText(Path.Combine(task, "comm")).Trim() == name);
+
     private static RpcClient Client(int port, string fsId) =>
         new(RpcEndpoint.Parse($"127.0.0.1:{port}"), new RpcClientOptions { FileSystemId = fsId, ConnectionsPerServer = 2 });
 }
