@@ -1,8 +1,7 @@
 using System.Data;
-using Google.Protobuf;
+using System.Data.Common;
 using Npgsql;
 using ParaFS.Common;
-using ParaFS.Protocol.Mds;
 
 namespace ParaFS.Mds.Store;
 
@@ -515,19 +514,14 @@ public sealed class PostgresMetadataStore : IMetadataStore
     }
 
     /// <summary>One transaction's statements. Counters are PostgreSQL sequences: never a hot row every create must lock.</summary>
-    private sealed class Transaction(NpgsqlConnection connection, NpgsqlTransaction tx, System.Collections.Concurrent.ConcurrentDictionary<string, bool> knownSequences) : IStoreTransaction
+    private sealed class Transaction(NpgsqlConnection connection, NpgsqlTransaction tx, System.Collections.Concurrent.ConcurrentDictionary<string, bool> knownSequences) : SqlTransaction
     {
-        public string? GetMeta(string key) => Scalar("SELECT value FROM meta WHERE key = $1", key) as string;
-
-        public void SetMeta(string key, string value) =>
-            Run("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value);
-
         /// <summary>
         /// One sequence per counter (created on first use). A sequence hands out each value once
         /// even to transactions that roll back or are retried, so ids may skip but never repeat,
         /// and concurrent creates do not conflict over a counter row.
         /// </summary>
-        public long NextId(string counter, long first = 1)
+        public override long NextId(string counter, long first = 1)
         {
             var sequence = SequenceName(counter);
             if (!knownSequences.ContainsKey(sequence))
@@ -547,7 +541,7 @@ public sealed class PostgresMetadataStore : IMetadataStore
             return (long)Scalar("SELECT nextval($1::regclass)", sequence)!;
         }
 
-        public long LastId(string counter)
+        public override long LastId(string counter)
         {
             var sequence = SequenceName(counter);
             if (Scalar("SELECT to_regclass($1) IS NOT NULL", sequence) is not true)
@@ -564,119 +558,31 @@ public sealed class PostgresMetadataStore : IMetadataStore
         private static string SequenceName(string counter) =>
             "counter_" + new string(counter.Select(c => char.IsAsciiLetterOrDigit(c) ? char.ToLowerInvariant(c) : '_').ToArray());
 
-        public InodeRecord? GetInode(long ino)
+        protected override int Run(string sql, params object[] values)
         {
-            using var reader = Query($"SELECT {StoreRows.InodeColumns} FROM inodes WHERE ino = $1", ino);
-            return reader.Read() ? StoreRows.Inode(reader) : null;
+            using var command = Prepare(sql, values);
+            return command.ExecuteNonQuery();
         }
 
-        public IReadOnlyList<InodeRecord> ListFiles(long afterIno, int limit)
+        protected override object? Scalar(string sql, params object[] values)
         {
-            return StoreRows.All(Query($"SELECT {StoreRows.InodeColumns} FROM inodes WHERE ino > $1 AND type = $2 ORDER BY ino LIMIT $3", afterIno, (int)FileType.Regular, (long)limit), StoreRows.Inode);
+            using var command = Prepare(sql, values);
+            return command.ExecuteScalar() is var v && v is DBNull ? null : v;
         }
 
-        public void InsertInode(InodeRecord i) => Run(
-            "INSERT INTO inodes (ino, type, mode, nlink, uid, gid, size, atime_ns, mtime_ns, ctime_ns, crtime_ns, rdev, parent, symlink, layout, policy) " +
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-            InodeValues(i));
-
-        public void UpdateInode(InodeRecord i) => Run(
-            "UPDATE inodes SET type = $2, mode = $3, nlink = $4, uid = $5, gid = $6, size = $7, atime_ns = $8, mtime_ns = $9, ctime_ns = $10, " +
-            "crtime_ns = $11, rdev = $12, parent = $13, symlink = $14, layout = $15, policy = $16 WHERE ino = $1",
-            InodeValues(i));
-
-        public void DeleteInode(long ino)
+        protected override DbDataReader Query(string sql, params object[] values)
         {
-            Run("DELETE FROM inodes WHERE ino = $1", ino);
-            Run("DELETE FROM xattrs WHERE ino = $1", ino);
+            // The reader owns the command's lifetime from here; disposing the reader is enough.
+            var command = Prepare(sql, values);
+            return command.ExecuteReader(CommandBehavior.Default);
         }
 
-        public long CountInodes() => (long)Scalar("SELECT count(*) FROM inodes")!;
+        /// <summary>A null needs its type: PostgreSQL cannot infer one from a NULL parameter.</summary>
+        protected override object NullableText(string? value) =>
+            new NpgsqlParameter { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text, Value = (object?)value ?? DBNull.Value };
 
-        public IReadOnlyList<long> ListOrphans()
-        {
-            return StoreRows.All(Query("SELECT ino FROM inodes WHERE nlink = 0"), static r => r.GetInt64(0));
-        }
-
-        public long? LookupEntry(long parent, string name) => Scalar("SELECT ino FROM entries WHERE parent = $1 AND name = $2", parent, name) as long?;
-
-        public void InsertEntry(long parent, string name, long ino) =>
-            Run("INSERT INTO entries (parent, name, ino) VALUES ($1, $2, $3)", parent, name, ino);
-
-        public void ReplaceEntry(long parent, string name, long ino)
-        {
-            DeleteEntry(parent, name);
-            InsertEntry(parent, name, ino);
-        }
-
-        public void DeleteEntry(long parent, string name) => Run("DELETE FROM entries WHERE parent = $1 AND name = $2", parent, name);
-
-        public IReadOnlyList<EntryRecord> ListEntries(long parent, long afterCookie, int limit)
-        {
-            return StoreRows.All(Query(
-                "SELECT e.name, e.ino, i.type, e.cookie FROM entries e JOIN inodes i ON i.ino = e.ino " +
-                "WHERE e.parent = $1 AND e.cookie > $2 ORDER BY e.cookie LIMIT $3", parent, afterCookie, (long)limit), StoreRows.Entry);
-        }
-
-        public bool HasEntries(long parent) => Scalar("SELECT 1 FROM entries WHERE parent = $1 LIMIT 1", parent) is not null;
-
-        public byte[]? GetXattr(long ino, string name) => Scalar("SELECT value FROM xattrs WHERE ino = $1 AND name = $2", ino, name) as byte[];
-
-        public void SetXattr(long ino, string name, byte[] value) =>
-            Run("INSERT INTO xattrs (ino, name, value) VALUES ($1, $2, $3) ON CONFLICT (ino, name) DO UPDATE SET value = excluded.value", ino, name, value);
-
-        public bool RemoveXattr(long ino, string name) => Run("DELETE FROM xattrs WHERE ino = $1 AND name = $2", ino, name) > 0;
-
-        public IReadOnlyList<string> ListXattrs(long ino)
-        {
-            return StoreRows.All(Query("SELECT name FROM xattrs WHERE ino = $1 ORDER BY name", ino), static r => r.GetString(0));
-        }
-
-        public IReadOnlyList<TargetRecord> ListTargets()
-        {
-            return StoreRows.All(Query($"SELECT {StoreRows.TargetColumns} FROM targets ORDER BY id"), StoreRows.Target);
-        }
-
-        public void UpsertTarget(TargetRecord t) => Run(
-            "INSERT INTO targets (id, pool, address, backend, state, capacity, free, objects, registered_ms, last_heartbeat_ms) " +
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO UPDATE SET pool = excluded.pool, address = excluded.address, " +
-            "backend = excluded.backend, state = excluded.state, capacity = excluded.capacity, free = excluded.free, objects = excluded.objects, " +
-            "registered_ms = excluded.registered_ms, last_heartbeat_ms = excluded.last_heartbeat_ms",
-            t.Id, t.Pool, t.Address, t.Backend, (int)t.State, t.CapacityBytes, t.FreeBytes, t.Objects, t.RegisteredMs, t.LastHeartbeatMs);
-
-        public void EnqueueObjectDeletion(int targetId, long objectId) =>
-            Run("INSERT INTO object_deletions (target, object) VALUES ($1, $2)", targetId, objectId);
-
-        public IReadOnlyList<ObjectDeletion> ListObjectDeletions(long afterId, int limit)
-        {
-            return StoreRows.All(Query("SELECT id, target, object FROM object_deletions WHERE id > $1 ORDER BY id LIMIT $2", afterId, (long)limit), StoreRows.Deletion);
-        }
-
-        public void CompleteObjectDeletion(long id) => Run("DELETE FROM object_deletions WHERE id = $1", id);
-
-        public RecordedReply? FindReply(ulong client, uint slot)
-        {
-            using var reader = Query("SELECT xid, reply FROM replies WHERE client = $1 AND slot = $2", unchecked((long)client), (long)slot);
-            return reader.Read() ? new RecordedReply(unchecked((ulong)reader.GetInt64(0)), (byte[])reader.GetValue(1)) : null;
-        }
-
-        public void RecordReply(ulong client, uint slot, ulong xid, byte[] reply) => Run(
-            "INSERT INTO replies (client, slot, xid, reply, saved_ms) VALUES ($1, $2, $3, $4, $5) " +
-            "ON CONFLICT (client, slot) DO UPDATE SET xid = excluded.xid, reply = excluded.reply, saved_ms = excluded.saved_ms",
-            unchecked((long)client), (long)slot, unchecked((long)xid), reply, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
-
-        public int ForgetReplies(long beforeMs) => Run("DELETE FROM replies WHERE saved_ms < $1", beforeMs);
-
-        private static NpgsqlParameter[] InodeValues(InodeRecord i) =>
-        [
-            new() { Value = i.Ino }, new() { Value = (int)i.Type }, new() { Value = (long)i.Mode }, new() { Value = (long)i.Nlink },
-            new() { Value = (long)i.Uid }, new() { Value = (long)i.Gid }, new() { Value = i.Size }, new() { Value = i.AtimeNs },
-            new() { Value = i.MtimeNs }, new() { Value = i.CtimeNs }, new() { Value = i.CrtimeNs }, new() { Value = i.Rdev },
-            new() { Value = i.Parent },
-            new() { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text, Value = (object?)i.SymlinkTarget ?? DBNull.Value },
-            new() { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bytea, Value = (object?)i.Layout?.ToByteArray() ?? DBNull.Value },
-            new() { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bytea, Value = (object?)i.Policy?.ToByteArray() ?? DBNull.Value },
-        ];
+        protected override object NullableBytes(byte[]? value) =>
+            new NpgsqlParameter { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bytea, Value = (object?)value ?? DBNull.Value };
 
         private NpgsqlCommand Prepare(string sql, object[] values)
         {
@@ -687,25 +593,6 @@ public sealed class PostgresMetadataStore : IMetadataStore
             }
 
             return command;
-        }
-
-        private int Run(string sql, params object[] values)
-        {
-            using var command = Prepare(sql, values);
-            return command.ExecuteNonQuery();
-        }
-
-        private object? Scalar(string sql, params object[] values)
-        {
-            using var command = Prepare(sql, values);
-            return command.ExecuteScalar() is var v && v is DBNull ? null : v;
-        }
-
-        private NpgsqlDataReader Query(string sql, params object[] values)
-        {
-            // The reader owns the command's lifetime from here; disposing the reader is enough.
-            var command = Prepare(sql, values);
-            return command.ExecuteReader(CommandBehavior.Default);
         }
     }
 }

@@ -1,7 +1,7 @@
-using Google.Protobuf;
+using System.Data.Common;
+using System.Globalization;
 using Microsoft.Data.Sqlite;
 using ParaFS.Common;
-using ParaFS.Protocol.Mds;
 
 namespace ParaFS.Mds.Store;
 
@@ -192,8 +192,8 @@ public sealed class SqliteMetadataStore : IMetadataStore
         }
     }
 
-    /// <summary>The statements of one connection, prepared once and reused.</summary>
-    private sealed class Transaction(SqliteConnection connection) : IStoreTransaction, IDisposable
+    /// <summary>The statements of one connection, prepared once and reused; counters are rows of one table.</summary>
+    private sealed class Transaction(SqliteConnection connection) : SqlTransaction, IDisposable
     {
         private readonly Dictionary<string, SqliteCommand> _commands = [];
 
@@ -207,129 +207,25 @@ public sealed class SqliteMetadataStore : IMetadataStore
             }
         }
 
-        public string? GetMeta(string key) => Scalar("SELECT value FROM meta WHERE key = $a", key) as string;
-
-        public void SetMeta(string key, string value) =>
-            Run("INSERT INTO meta (key, value) VALUES ($a, $b) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value);
-
-        public long NextId(string counter, long first = 1)
+        public override long NextId(string counter, long first = 1)
         {
-            Run("INSERT INTO counters (name, value) VALUES ($a, $b) ON CONFLICT (name) DO UPDATE SET value = value + 1", counter, first);
-            return (long)Scalar("SELECT value FROM counters WHERE name = $a", counter)!;
+            Run("INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = value + 1", counter, first);
+            return (long)Scalar("SELECT value FROM counters WHERE name = $1", counter)!;
         }
 
-        public long LastId(string counter) => Scalar("SELECT value FROM counters WHERE name = $a", counter) is long value ? value : 0;
+        public override long LastId(string counter) => Scalar("SELECT value FROM counters WHERE name = $1", counter) is long value ? value : 0;
 
-        public InodeRecord? GetInode(long ino)
-        {
-            using var reader = Query($"SELECT {StoreRows.InodeColumns} FROM inodes WHERE ino = $a", ino);
-            return reader.Read() ? StoreRows.Inode(reader) : null;
-        }
+        protected override int Run(string sql, params object[] values) => Prepare(sql, values).ExecuteNonQuery();
 
-        public IReadOnlyList<InodeRecord> ListFiles(long afterIno, int limit)
-        {
-            return StoreRows.All(Query($"SELECT {StoreRows.InodeColumns} FROM inodes WHERE ino > $a AND type = $b ORDER BY ino LIMIT $c", afterIno, (int)FileType.Regular, limit), StoreRows.Inode);
-        }
+        protected override object? Scalar(string sql, params object[] values) => Prepare(sql, values).ExecuteScalar() is var v && v is DBNull ? null : v;
 
-        public void InsertInode(InodeRecord i) => Run(
-            "INSERT INTO inodes (ino, type, mode, nlink, uid, gid, size, atime_ns, mtime_ns, ctime_ns, crtime_ns, rdev, parent, symlink, layout, policy) " +
-            "VALUES ($a, $b, $c, $d, $e, $f, $g, $h, $i, $j, $k, $l, $m, $n, $o, $p)",
-            InodeValues(i));
+        protected override DbDataReader Query(string sql, params object[] values) => Prepare(sql, values).ExecuteReader();
 
-        public void UpdateInode(InodeRecord i) => Run(
-            "UPDATE inodes SET type = $b, mode = $c, nlink = $d, uid = $e, gid = $f, size = $g, atime_ns = $h, mtime_ns = $i, ctime_ns = $j, " +
-            "crtime_ns = $k, rdev = $l, parent = $m, symlink = $n, layout = $o, policy = $p WHERE ino = $a",
-            InodeValues(i));
+        protected override object NullableText(string? value) => (object?)value ?? DBNull.Value;
 
-        public void DeleteInode(long ino)
-        {
-            Run("DELETE FROM inodes WHERE ino = $a", ino);
-            Run("DELETE FROM xattrs WHERE ino = $a", ino);
-        }
+        protected override object NullableBytes(byte[]? value) => (object?)value ?? DBNull.Value;
 
-        public long CountInodes() => (long)Scalar("SELECT count(*) FROM inodes")!;
-
-        public IReadOnlyList<long> ListOrphans()
-        {
-            return StoreRows.All(Query("SELECT ino FROM inodes WHERE nlink = 0"), static r => r.GetInt64(0));
-        }
-
-        public long? LookupEntry(long parent, string name) => Scalar("SELECT ino FROM entries WHERE parent = $a AND name = $b", parent, name) as long?;
-
-        public void InsertEntry(long parent, string name, long ino) =>
-            Run("INSERT INTO entries (parent, name, ino) VALUES ($a, $b, $c)", parent, name, ino);
-
-        public void ReplaceEntry(long parent, string name, long ino)
-        {
-            DeleteEntry(parent, name);
-            InsertEntry(parent, name, ino);
-        }
-
-        public void DeleteEntry(long parent, string name) => Run("DELETE FROM entries WHERE parent = $a AND name = $b", parent, name);
-
-        public IReadOnlyList<EntryRecord> ListEntries(long parent, long afterCookie, int limit)
-        {
-            return StoreRows.All(Query(
-                "SELECT e.name, e.ino, i.type, e.cookie FROM entries e JOIN inodes i ON i.ino = e.ino " +
-                "WHERE e.parent = $a AND e.cookie > $b ORDER BY e.cookie LIMIT $c", parent, afterCookie, limit), StoreRows.Entry);
-        }
-
-        public bool HasEntries(long parent) => Scalar("SELECT 1 FROM entries WHERE parent = $a LIMIT 1", parent) is not null;
-
-        public byte[]? GetXattr(long ino, string name) => Scalar("SELECT value FROM xattrs WHERE ino = $a AND name = $b", ino, name) as byte[];
-
-        public void SetXattr(long ino, string name, byte[] value) =>
-            Run("INSERT INTO xattrs (ino, name, value) VALUES ($a, $b, $c) ON CONFLICT (ino, name) DO UPDATE SET value = excluded.value", ino, name, value);
-
-        public bool RemoveXattr(long ino, string name) => Run("DELETE FROM xattrs WHERE ino = $a AND name = $b", ino, name) > 0;
-
-        public IReadOnlyList<string> ListXattrs(long ino)
-        {
-            return StoreRows.All(Query("SELECT name FROM xattrs WHERE ino = $a ORDER BY name", ino), static r => r.GetString(0));
-        }
-
-        public IReadOnlyList<TargetRecord> ListTargets()
-        {
-            return StoreRows.All(Query($"SELECT {StoreRows.TargetColumns} FROM targets ORDER BY id"), StoreRows.Target);
-        }
-
-        public void UpsertTarget(TargetRecord t) => Run(
-            "INSERT INTO targets (id, pool, address, backend, state, capacity, free, objects, registered_ms, last_heartbeat_ms) " +
-            "VALUES ($a, $b, $c, $d, $e, $f, $g, $h, $i, $j) ON CONFLICT (id) DO UPDATE SET pool = excluded.pool, address = excluded.address, " +
-            "backend = excluded.backend, state = excluded.state, capacity = excluded.capacity, free = excluded.free, objects = excluded.objects, " +
-            "registered_ms = excluded.registered_ms, last_heartbeat_ms = excluded.last_heartbeat_ms",
-            t.Id, t.Pool, t.Address, t.Backend, (int)t.State, t.CapacityBytes, t.FreeBytes, t.Objects, t.RegisteredMs, t.LastHeartbeatMs);
-
-        public void EnqueueObjectDeletion(int targetId, long objectId) =>
-            Run("INSERT INTO object_deletions (target, object) VALUES ($a, $b)", targetId, objectId);
-
-        public IReadOnlyList<ObjectDeletion> ListObjectDeletions(long afterId, int limit)
-        {
-            return StoreRows.All(Query("SELECT id, target, object FROM object_deletions WHERE id > $a ORDER BY id LIMIT $b", afterId, limit), StoreRows.Deletion);
-        }
-
-        public void CompleteObjectDeletion(long id) => Run("DELETE FROM object_deletions WHERE id = $a", id);
-
-        public RecordedReply? FindReply(ulong client, uint slot)
-        {
-            using var reader = Query("SELECT xid, reply FROM replies WHERE client = $a AND slot = $b", unchecked((long)client), (long)slot);
-            return reader.Read() ? new RecordedReply(unchecked((ulong)reader.GetInt64(0)), (byte[])reader.GetValue(1)) : null;
-        }
-
-        public void RecordReply(ulong client, uint slot, ulong xid, byte[] reply) => Run(
-            "INSERT INTO replies (client, slot, xid, reply, saved_ms) VALUES ($a, $b, $c, $d, $e) " +
-            "ON CONFLICT (client, slot) DO UPDATE SET xid = excluded.xid, reply = excluded.reply, saved_ms = excluded.saved_ms",
-            unchecked((long)client), (long)slot, unchecked((long)xid), reply, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
-
-        public int ForgetReplies(long beforeMs) => Run("DELETE FROM replies WHERE saved_ms < $a", beforeMs);
-
-        private static object?[] InodeValues(InodeRecord i) =>
-        [
-            i.Ino, (int)i.Type, (long)i.Mode, (long)i.Nlink, (long)i.Uid, (long)i.Gid, i.Size, i.AtimeNs, i.MtimeNs, i.CtimeNs, i.CrtimeNs,
-            i.Rdev, i.Parent, i.SymlinkTarget, i.Layout?.ToByteArray(), i.Policy?.ToByteArray(),
-        ];
-
-        private SqliteCommand Prepare(string sql, object?[] values)
+        private SqliteCommand Prepare(string sql, object[] values)
         {
             if (!_commands.TryGetValue(sql, out var command))
             {
@@ -337,7 +233,7 @@ public sealed class SqliteMetadataStore : IMetadataStore
                 command.CommandText = sql;
                 for (var i = 0; i < values.Length; i++)
                 {
-                    command.Parameters.Add(new SqliteParameter("$" + (char)('a' + i), null));
+                    command.Parameters.Add(new SqliteParameter("$" + (i + 1).ToString(CultureInfo.InvariantCulture), null));
                 }
 
                 _commands[sql] = command;
@@ -346,16 +242,10 @@ public sealed class SqliteMetadataStore : IMetadataStore
             command.Transaction = Current ?? throw new InvalidOperationException("no transaction is open");
             for (var i = 0; i < values.Length; i++)
             {
-                command.Parameters[i].Value = values[i] ?? DBNull.Value;
+                command.Parameters[i].Value = values[i];
             }
 
             return command;
         }
-
-        private int Run(string sql, params object?[] values) => Prepare(sql, values).ExecuteNonQuery();
-
-        private object? Scalar(string sql, params object?[] values) => Prepare(sql, values).ExecuteScalar() is var v && v is DBNull ? null : v;
-
-        private SqliteDataReader Query(string sql, params object?[] values) => Prepare(sql, values).ExecuteReader();
     }
 }
