@@ -86,6 +86,8 @@ internal static class MdsService
         d.Register(Methods.MdsLayoutWait, LayoutWaitRequest.Parser, (r, _) => Reply(ns.LayoutWait((long)r.Ino, r.Generation)));
         d.Register(Methods.MdsListFiles, ListFilesRequest.Parser, async (r, _) =>
             new RpcResult(await ns.ListFilesAsync(r.AfterIno, (int)r.Limit, r.TargetId).ConfigureAwait(false)));
+        d.Register(Methods.MdsLock, LockRequest.Parser, (r, q) => Reply(ns.SetLock(Context(null, q), r)));
+        d.Register(Methods.MdsLockTest, LockRequest.Parser, (r, q) => Reply(ns.TestLock(Context(null, q), r)));
         d.Register(Methods.ObjectBookkeeping, ObjectBookkeepingRequest.Parser, async (r, q) =>
             new RpcResult(await ns.ObjectBookkeepingAsync(Context(r.Caller, q), r.AfterDeletion, (int)r.Limit).ConfigureAwait(false)));
         d.Register(Methods.SetTargetState, SetTargetStateRequest.Parser, async (r, _) =>

@@ -43,6 +43,12 @@ public static class Methods
     public const uint MdsLayoutWait = 125;
     public const uint MdsListFiles = 126;
 
+    /// <summary>Takes or gives back an advisory lock (fcntl or flock); an MDS without locks answers ENOSYS.</summary>
+    public const uint MdsLock = 127;
+
+    /// <summary>Which lock, if any, would stand in the way of a request (F_GETLK).</summary>
+    public const uint MdsLockTest = 128;
+
     // Target registration (served by the MDS; messages in targets.proto).
     public const uint RegisterTarget = 200;
     public const uint TargetHeartbeat = 201;

@@ -49,6 +49,9 @@ public sealed class SessionTable
 
     public TimeSpan Lease { get; }
 
+    /// <summary>The advisory locks clients hold; a session's go with it.</summary>
+    public LockTable Locks { get; } = new();
+
     /// <summary>
     /// Starts the recovery window of an MDS that took over existing data (a restart, or a standby
     /// taking over): for one lease, clients that held files open may still be on their way back
@@ -205,7 +208,7 @@ public sealed class SessionTable
         }
     }
 
-    /// <summary>Releases sessions whose client has been gone longer than the lease; returns the inodes that lost their last open.</summary>
+    /// <summary>Releases sessions whose client has been gone longer than the lease, with their opens and locks; returns the inodes that lost their last open.</summary>
     public IReadOnlyList<long> ExpireSessions()
     {
         var now = Environment.TickCount64;
@@ -226,6 +229,7 @@ public sealed class SessionTable
                     }
 
                     _sessions.Remove(session.Id);
+                    Locks.ReleaseSession(session.Id);
                 }
             }
         }

@@ -1,0 +1,187 @@
+namespace ParaFS.Mds.Sessions;
+
+/// <summary>The two families of advisory locks; as on Linux, one never conflicts with the other.</summary>
+public enum LockKind
+{
+    /// <summary>fcntl record locks (F_SETLK, F_OFD_SETLK): byte ranges, owned by a process or an open file description.</summary>
+    Posix = 0,
+
+    /// <summary>flock(2): the whole file, owned by an open file description.</summary>
+    Flock = 1,
+}
+
+/// <summary>
+/// A granted lock. <see cref="Owner"/> is the client's lock owner (the kernel's), unique within
+/// its session; <see cref="End"/> is inclusive (ulong.MaxValue: to the end of the file, however
+/// long it grows).
+/// </summary>
+public sealed record HeldLock(ulong Session, ulong Owner, LockKind Kind, bool Write, ulong Start, ulong End, uint Pid)
+{
+    public bool SameOwner(ulong session, ulong owner) => Session == session && Owner == owner;
+
+    public bool Overlaps(ulong start, ulong end) => Start <= end && start <= End;
+}
+
+/// <summary>
+/// The advisory locks every client holds, by inode: the MDS is the one place all mounts ask, so
+/// a lock taken on one node is seen on every other (Linux's own lock code only sees its node).
+/// POSIX rules: a request replaces what its owner held in the range (a read lock over part of a
+/// write lock splits it), an owner never conflicts with itself, read locks share, a write lock
+/// excludes. Locks live in MDS memory: they end with their session (the client's lease), and an
+/// MDS restart forgets them (README: "Advisory locks").
+/// </summary>
+public sealed class LockTable
+{
+    private readonly Lock _gate = new();
+    private readonly Dictionary<long, List<HeldLock>> _byIno = [];
+
+    /// <summary>Locks held on all inodes.</summary>
+    public int Count
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _byIno.Values.Sum(l => l.Count);
+            }
+        }
+    }
+
+    /// <summary>A lock of another owner that a request for this range would conflict with, or null.</summary>
+    public HeldLock? FindConflict(long ino, ulong session, ulong owner, LockKind kind, bool write, ulong start, ulong end)
+    {
+        lock (_gate)
+        {
+            return ConflictLocked(ino, session, owner, kind, write, start, end);
+        }
+    }
+
+    /// <summary>
+    /// Takes (write false: shared; true: exclusive) the range for the owner, or, with
+    /// <paramref name="unlock"/>, gives it back. Returns the conflicting lock, and changes
+    /// nothing, when another owner holds a conflicting one; null when done.
+    /// </summary>
+    public HeldLock? TrySet(long ino, ulong session, ulong owner, LockKind kind, bool write, bool unlock, ulong start, ulong end, uint pid)
+    {
+        if (start > end)
+        {
+            throw new ArgumentOutOfRangeException(nameof(start), $"lock range starts at {start} after its end {end}");
+        }
+
+        lock (_gate)
+        {
+            if (!unlock && ConflictLocked(ino, session, owner, kind, write, start, end) is { } conflict)
+            {
+                return conflict;
+            }
+
+            if (!_byIno.TryGetValue(ino, out var locks))
+            {
+                if (unlock)
+                {
+                    return null;
+                }
+
+                _byIno[ino] = locks = [];
+            }
+
+            // The owner's locks in the range give way: whole, or cut to what lies outside it.
+            var kept = new List<HeldLock>();
+            foreach (var held in locks)
+            {
+                if (held.Kind != kind || !held.SameOwner(session, owner) || !held.Overlaps(start, end))
+                {
+                    kept.Add(held);
+                    continue;
+                }
+
+                if (held.Start < start)
+                {
+                    kept.Add(held with { End = start - 1 });
+                }
+
+                if (held.End > end)
+                {
+                    kept.Add(held with { Start = end + 1 });
+                }
+            }
+
+            if (!unlock)
+            {
+                kept.Add(new HeldLock(session, owner, kind, write, start, end, pid));
+                Coalesce(kept, session, owner, kind, write);
+            }
+
+            if (kept.Count == 0)
+            {
+                _byIno.Remove(ino);
+            }
+            else
+            {
+                _byIno[ino] = kept;
+            }
+
+            return null;
+        }
+    }
+
+    /// <summary>Drops every lock of a session (its client is gone for good).</summary>
+    public int ReleaseSession(ulong session)
+    {
+        lock (_gate)
+        {
+            var released = 0;
+            foreach (var (ino, locks) in _byIno.ToList())
+            {
+                released += locks.RemoveAll(l => l.Session == session);
+                if (locks.Count == 0)
+                {
+                    _byIno.Remove(ino);
+                }
+            }
+
+            return released;
+        }
+    }
+
+    /// <summary>The locks held on one inode, in no particular order.</summary>
+    public IReadOnlyList<HeldLock> Held(long ino)
+    {
+        lock (_gate)
+        {
+            return _byIno.TryGetValue(ino, out var locks) ? [.. locks] : [];
+        }
+    }
+
+    private HeldLock? ConflictLocked(long ino, ulong session, ulong owner, LockKind kind, bool write, ulong start, ulong end) =>
+        _byIno.TryGetValue(ino, out var locks)
+            ? locks.FirstOrDefault(l => l.Kind == kind && !l.SameOwner(session, owner) && l.Overlaps(start, end) && (write || l.Write))
+            : null;
+
+    /// <summary>Joins the owner's locks of one type that overlap or touch, so a range is held as one lock.</summary>
+    private static void Coalesce(List<HeldLock> locks, ulong session, ulong owner, LockKind kind, bool write)
+    {
+        var mine = locks.Where(l => l.Kind == kind && l.Write == write && l.SameOwner(session, owner)).OrderBy(l => l.Start).ToList();
+        if (mine.Count < 2)
+        {
+            return;
+        }
+
+        locks.RemoveAll(l => l.Kind == kind && l.Write == write && l.SameOwner(session, owner));
+        var current = mine[0];
+        foreach (var next in mine.Skip(1))
+        {
+            if (current.End == ulong.MaxValue || next.Start <= current.End + 1)
+            {
+                current = current with { End = Math.Max(current.End, next.End), Pid = next.Pid };
+            }
+            else
+            {
+                locks.Add(current);
+                current = next;
+            }
+        }
+
+        locks.Add(current);
+    }
+}
