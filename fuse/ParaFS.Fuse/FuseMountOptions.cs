@@ -41,6 +41,13 @@ public sealed class FuseMountOptions
     /// </summary>
     public bool HandleKillPriv { get; init; }
 
+    /// <summary>
+    /// FUSE_POSIX_LOCKS and FUSE_FLOCK_LOCKS: fcntl record locks and flock(2) go to the file
+    /// system (GETLK, SETLK, SETLKW), which can make them hold across machines. Off: the kernel
+    /// keeps them itself, seen only on this machine.
+    /// </summary>
+    public bool Locks { get; init; }
+
     /// <summary>Largest WRITE payload in bytes (a multiple of 4096, at most 1 MiB with the default max_pages_limit of 256).</summary>
     public int MaxWrite { get; init; } = 1024 * 1024;
 

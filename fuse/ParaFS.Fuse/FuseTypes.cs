@@ -26,6 +26,21 @@ public readonly record struct FuseAttr(ulong Ino, ulong Size, ulong Blocks, long
 public readonly record struct FuseEntry(ulong NodeId, ulong Generation, FuseAttr Attr, TimeSpan EntryTimeout, TimeSpan AttrTimeout);
 
 /// <summary>fuse_open_out: the handle the kernel passes back, and FOPEN_DIRECT_IO / FOPEN_KEEP_CACHE.</summary>
+/// <summary>
+/// An advisory lock as fcntl describes it (fuse_file_lock): bytes <see cref="Start"/> to
+/// <see cref="End"/> inclusive (<see cref="ToEnd"/>: to the end of the file), type F_RDLCK 0,
+/// F_WRLCK 1 or F_UNLCK 2, and the holder's pid (0 when it is not a process of this machine).
+/// </summary>
+public readonly record struct FuseLock(ulong Start, ulong End, int Type, uint Pid)
+{
+    public const int ReadLock = 0;
+    public const int WriteLock = 1;
+    public const int Unlock = 2;
+
+    /// <summary>The kernel's OFFSET_MAX: a lock to the end of the file, however long it grows.</summary>
+    public const ulong ToEnd = long.MaxValue;
+}
+
 public readonly record struct FuseOpen(ulong FileHandle, bool DirectIo = false, bool KeepCache = false);
 
 /// <summary>fuse_kstatfs in managed form.</summary>

@@ -86,6 +86,25 @@ public interface IFuseFileSystem
     /// <summary>LSEEK for SEEK_DATA (3) / SEEK_HOLE (4); returns the resulting offset.</summary>
     ValueTask<long> LseekAsync(FuseContext context, ulong nodeId, ulong fileHandle, long offset, int whence);
 
+    /// <summary>
+    /// GETLK (sent only with <see cref="FuseMountOptions.Locks"/>): the lock of another owner
+    /// that would stand in the way of <paramref name="request"/>, or it back with type F_UNLCK.
+    /// <paramref name="owner"/> is the kernel's lock owner (a process's files, or an open file
+    /// description for flock and OFD locks).
+    /// </summary>
+    ValueTask<FuseLock> GetLockAsync(FuseContext context, ulong nodeId, ulong fileHandle, ulong owner, FuseLock request, bool flock) =>
+        throw new FuseException(38, "this file system keeps no locks");
+
+    /// <summary>
+    /// SETLK and SETLKW (<paramref name="wait"/>), and flock(2) when <paramref name="flock"/>:
+    /// take or give back (F_UNLCK) the range for <paramref name="owner"/>. Without
+    /// <paramref name="wait"/> a conflict is EAGAIN; with it the call waits (interruptible).
+    /// Record locks end at FLUSH (its lock owner), flock and OFD locks at RELEASE: the file
+    /// system gives them back there.
+    /// </summary>
+    ValueTask SetLockAsync(FuseContext context, ulong nodeId, ulong fileHandle, ulong owner, FuseLock request, bool flock, bool wait) =>
+        throw new FuseException(38, "this file system keeps no locks");
+
     /// <summary>Called once when the session ends (after the last request completed), if INIT had been answered.</summary>
     void Destroy();
 }

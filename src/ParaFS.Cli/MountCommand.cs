@@ -25,6 +25,10 @@ internal static class MountCommand
           -o cache=SECONDS    how long the kernel trusts attributes (default 1)
           -o readahead=KB     the kernel's read-ahead for the mount (default 4096; 0 keeps the kernel's)
           -o readprio=on|off  pace large writes while they slow small reads down (default on)
+          -o flock            fcntl record locks and flock(2) hold across every mount: the MDS
+                              keeps them (the default)
+          -o localflock       locks are this machine's only (the kernel's own), as with Lustre's
+                              localflock: faster, but another node does not see them
           -o bulkthreads=N    OST connections for large reads and writes (2 per OST) that run on
                               threads of their own (default 256; past N, and with 0, they share
                               the thread pool)
@@ -186,6 +190,8 @@ internal static class MountCommand
                 "private" => settings with { AllowOther = false },
                 "readers" => settings with { ReaderThreads = int.TryParse(value, out var n) && n is >= 1 and <= 64 ? n : throw new UsageException($"parafs mount: -o readers={value}: a number from 1 to 64") },
                 "readprio" => settings with { ReadPriority = value switch { "on" or "" => true, "off" => false, _ => throw new UsageException($"parafs mount: -o readprio={value}: on or off") } },
+                "flock" => settings with { ClusterLocks = true },
+                "localflock" => settings with { ClusterLocks = false },
                 "bulkthreads" => settings with { Client = settings.Client with { BulkThreadConnections = int.TryParse(value, out var b) && b is >= 0 and <= 65536 ? b : throw new UsageException($"parafs mount: -o bulkthreads={value}: a number from 0 to 65536") } },
                 "readahead" => settings with { ReadAheadKb = int.TryParse(value, out var kb) && kb >= 0 ? kb : throw new UsageException($"parafs mount: -o readahead={value}: KiB, e.g. 4096") },
                 "cache" => settings with { CacheTimeout = double.TryParse(value, System.Globalization.CultureInfo.InvariantCulture, out var s) && s >= 0 ? TimeSpan.FromSeconds(s) : throw new UsageException($"parafs mount: -o cache={value}: seconds, e.g. 1 or 0.5") },

@@ -252,7 +252,14 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
     {
         try
         {
-            await client.FlushAsync(Handle(fileHandle), NotInterruptible).ConfigureAwait(false);
+            try
+            {
+                await client.FlushAsync(Handle(fileHandle), NotInterruptible).ConfigureAwait(false);
+            }
+            finally
+            {
+                await ReleaseRecordLocksAsync(nodeId, lockOwner).ConfigureAwait(false);
+            }
         }
         catch (ParaFsException e)
         {
@@ -269,7 +276,14 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
 
         try
         {
-            await client.ReleaseAsync(handle, CancellationToken.None).ConfigureAwait(false);
+            try
+            {
+                await ReleaseHandleLocksAsync(nodeId, fileHandle).ConfigureAwait(false);
+            }
+            finally
+            {
+                await client.ReleaseAsync(handle, CancellationToken.None).ConfigureAwait(false);
+            }
         }
         catch (ParaFsException e)
         {

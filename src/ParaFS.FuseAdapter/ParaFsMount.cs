@@ -36,6 +36,13 @@ public sealed record MountSettings
     /// </summary>
     public bool ReadPriority { get; init; } = true;
 
+    /// <summary>
+    /// fcntl record locks and flock(2) are kept by the MDS and hold across every mount (-o flock,
+    /// the default); false leaves them to this machine's kernel, unseen by other nodes
+    /// (-o localflock), as before the MDS kept them.
+    /// </summary>
+    public bool ClusterLocks { get; init; } = true;
+
     /// <summary>The kernel reads ahead for the mount (<see cref="ReadAheadKb"/>); the client core's own read-ahead would fetch the same bytes again.</summary>
     public ClientOptions Client { get; init; } = new() { ReadAheadRows = 0 };
 }
@@ -86,6 +93,7 @@ public sealed class ParaFsMount : IAsyncDisposable
                 AllowOther = settings.AllowOther,
                 ReaderThreads = settings.ReaderThreads,
                 ReadAheadKb = settings.ReadAheadKb,
+                Locks = settings.ClusterLocks,
                 Logger = loggerFactory.CreateLogger("ParaFS.Fuse"),
             });
         }

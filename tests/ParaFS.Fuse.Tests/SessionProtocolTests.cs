@@ -64,6 +64,19 @@ public sealed class SessionProtocolTests
     }
 
     [Fact]
+    public async Task Init_with_locks_grants_posix_and_flock_locks_and_a_file_system_without_them_answers_ENOSYS()
+    {
+        var options = new FuseMountOptions { MountPoint = "/fake", ReaderThreads = 1, Locks = true };
+        await using var kernel = FakeKernel.Start(new MemoryFileSystem(), options, init: false);
+        var init = kernel.Init(FakeKernel.AllFlags, FakeKernel.AllFlags).Read<FuseInitOut>();
+        Assert.Equal(InitFlags.PosixLocks | InitFlags.FlockLocks, init.Flags & (InitFlags.PosixLocks | InitFlags.FlockLocks));
+
+        var lk = new FuseLkIn { Fh = 1, Owner = 42, Lk = new FuseFileLock { Start = 0, End = 99, Type = 1, Pid = 7 }, LkFlags = RequestFlags.LkFlock };
+        Assert.Equal(-38, kernel.Call(FuseOpcode.SetLk, 1, Bytes(lk)).Error);
+        Assert.Equal(-38, kernel.Call(FuseOpcode.GetLk, 1, Bytes(lk)).Error);
+    }
+
+    [Fact]
     public async Task Init_from_a_newer_major_answers_with_our_version_and_waits()
     {
         await using var kernel = FakeKernel.Start(new MemoryFileSystem(), init: false);

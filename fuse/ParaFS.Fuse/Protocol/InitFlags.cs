@@ -12,6 +12,7 @@ internal static class InitFlags
     public const ulong ExportSupport = 1UL << 4;
     public const ulong BigWrites = 1UL << 5;
     public const ulong DontMask = 1UL << 6;
+    public const ulong FlockLocks = 1UL << 10;
     public const ulong AutoInvalData = 1UL << 12;
     public const ulong DoReaddirplus = 1UL << 13;
     public const ulong ReaddirplusAuto = 1UL << 14;
@@ -35,6 +36,9 @@ internal static class RequestFlags
 
     /// <summary>fuse_setattr_in.valid: fh is valid.</summary>
     public const uint FAttrFh = 1 << 6;
+
+    /// <summary>fuse_lk_in.lk_flags: the lock is flock(2), not an fcntl record lock.</summary>
+    public const uint LkFlock = 1;
 
     /// <summary>fuse_fsync_in.fsync_flags: fdatasync.</summary>
     public const uint FsyncDataSync = 1;

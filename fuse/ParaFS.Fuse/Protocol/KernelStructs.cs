@@ -415,7 +415,7 @@ internal struct FuseLseekOut
     public ulong Offset;
 }
 
-/// <summary>fuse_file_lock (24).</summary>
+/// <summary>fuse_file_lock (24): a byte range, end inclusive (OFFSET_MAX: to the end of the file).</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct FuseFileLock
 {
@@ -425,7 +425,7 @@ internal struct FuseFileLock
     public uint Pid;
 }
 
-/// <summary>fuse_lk_in (48). GETLK/SETLK are answered ENOSYS (POSIX_LOCKS is not negotiated).</summary>
+/// <summary>fuse_lk_in (48), for GETLK, SETLK and SETLKW; lk_flags FUSE_LK_FLOCK (1) marks flock(2).</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct FuseLkIn
 {

@@ -47,8 +47,11 @@ public sealed partial class FuseSession
         FuseOpcode.Fallocate => FallocateAsync(r),
         FuseOpcode.Lseek => LseekAsync(r),
         FuseOpcode.Destroy => Destroy(r),
+        FuseOpcode.GetLk => GetLockAsync(r),
+        FuseOpcode.SetLk => SetLockAsync(r, wait: false),
+        FuseOpcode.SetLkW => SetLockAsync(r, wait: true),
 
-        // GETLK/SETLK (POSIX_LOCKS not negotiated), BMAP (fuseblk), IOCTL, POLL, COPY_FILE_RANGE(_64),
+        // BMAP (fuseblk), IOCTL, POLL, COPY_FILE_RANGE(_64),
         // SYNCFS, TMPFILE, STATX, DAX mappings and anything newer: ENOSYS, which the kernel remembers.
         _ => NotImplemented(r),
     };
@@ -269,6 +272,22 @@ public sealed partial class FuseSession
         await _fileSystem.RemoveXattrAsync(r.Context, r.Header.NodeId, name).ConfigureAwait(false);
         Reply(r, []);
     }
+
+    private async ValueTask GetLockAsync(Request r)
+    {
+        var arg = r.Arg<FuseLkIn>();
+        var held = await _fileSystem.GetLockAsync(r.Context, r.Header.NodeId, arg.Fh, arg.Owner, Lock(arg.Lk), (arg.LkFlags & RequestFlags.LkFlock) != 0).ConfigureAwait(false);
+        Reply(r, new FuseLkOut { Lk = new FuseFileLock { Start = held.Start, End = held.End, Type = (uint)held.Type, Pid = held.Pid } });
+    }
+
+    private async ValueTask SetLockAsync(Request r, bool wait)
+    {
+        var arg = r.Arg<FuseLkIn>();
+        await _fileSystem.SetLockAsync(r.Context, r.Header.NodeId, arg.Fh, arg.Owner, Lock(arg.Lk), (arg.LkFlags & RequestFlags.LkFlock) != 0, wait).ConfigureAwait(false);
+        Reply(r, []);
+    }
+
+    private static FuseLock Lock(FuseFileLock lk) => new(lk.Start, lk.End, (int)lk.Type, lk.Pid);
 
     private async ValueTask FlushAsync(Request r)
     {

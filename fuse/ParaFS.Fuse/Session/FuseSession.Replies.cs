@@ -50,6 +50,11 @@ public sealed partial class FuseSession
             wanted |= InitFlags.WritebackCache;
         }
 
+        if (_options.Locks)
+        {
+            wanted |= InitFlags.PosixLocks | InitFlags.FlockLocks;
+        }
+
         if (_options.HandleKillPriv)
         {
             wanted |= InitFlags.HandleKillprivV2;

@@ -14,7 +14,7 @@ public sealed partial class MdsNamespace
         var conflict = _sessions.Locks.TrySet(
             (long)request.Ino, session.Id, request.Owner, Kind(request), request.Type == LockType.Write, request.Type == LockType.Unlock,
             request.Start, request.End, request.Pid);
-        return conflict is null ? new LockReply { Granted = true, Type = LockType.Unlock } : Describe(conflict);
+        return conflict is null ? new LockReply { Granted = true, Type = LockType.Unlock } : Describe(conflict, session);
     }
 
     /// <summary>The lock that would stand in the way of the request (F_GETLK), or type UNLOCK.</summary>
@@ -24,7 +24,7 @@ public sealed partial class MdsNamespace
         var conflict = request.Type == LockType.Unlock
             ? null
             : _sessions.Locks.FindConflict((long)request.Ino, session.Id, request.Owner, Kind(request), request.Type == LockType.Write, request.Start, request.End);
-        return conflict is null ? new LockReply { Granted = true, Type = LockType.Unlock } : Describe(conflict);
+        return conflict is null ? new LockReply { Granted = true, Type = LockType.Unlock } : Describe(conflict, session);
     }
 
     private static ClientSession Locker(RequestContext context, LockRequest request)
@@ -44,12 +44,13 @@ public sealed partial class MdsNamespace
 
     private static LockKind Kind(LockRequest request) => request.Flock ? LockKind.Flock : LockKind.Posix;
 
-    private static LockReply Describe(HeldLock held) => new()
+    /// <summary>The lock in the way; its pid only for the caller's own client (another machine's pid means nothing here).</summary>
+    private static LockReply Describe(HeldLock held, ClientSession asking) => new()
     {
         Granted = false,
         Type = held.Write ? LockType.Write : LockType.Read,
         Start = held.Start,
         End = held.End,
-        Pid = held.Pid,
+        Pid = held.Session == asking.Id ? held.Pid : 0,
     };
 }
