@@ -47,67 +47,50 @@ public sealed class LockTests
     public async Task Locks_taken_through_one_mount_hold_against_another()
     {
         await using var up = await ParafsUp.StartAsync();
-        var other = Path.Combine(Path.GetTempPath(), $"parafs-locks-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(other);
-        using var mount = StartMount(up.Mds, other);
-        try
+        await using var mount = await ExtraMount.StartAsync(up.Mds);
+        var a = Path.Combine(up.MountPoint, "lockfile");
+        var b = Path.Combine(mount.MountPoint, "lockfile");
+        await File.WriteAllBytesAsync(a, new byte[4096]);
+
+        // flock: an exclusive holder on A keeps B out, shared or exclusive; a blocked
+        // flock(1) on B goes on once A lets go.
+        await using (var holder = await HoldAsync(a, "flock", "ex"))
         {
-            await WaitMountedAsync(other);
-            var a = Path.Combine(up.MountPoint, "lockfile");
-            var b = Path.Combine(other, "lockfile");
-            await File.WriteAllBytesAsync(a, new byte[4096]);
-
-            // flock: an exclusive holder on A keeps B out, shared or exclusive; a blocked
-            // flock(1) on B goes on once A lets go.
-            await using (var holder = await HoldAsync(a, "flock", "ex"))
-            {
-                Assert.Equal("busy", await TryAsync(b, "flock", "ex"));
-                Assert.Equal("busy", await TryAsync(b, "flock", "sh"));
-                Assert.Equal("got", await TryAsync(a, "fcntl", "ex", 0, 100)); // record locks are another family
-                var waiter = Shell.RunAsync($"flock '{b}' -c 'echo waited'", TimeSpan.FromSeconds(60));
-                await Task.Delay(700);
-                Assert.False(waiter.IsCompleted, "flock on the other mount did not wait for the holder");
-                await holder.LetGoAsync();
-                var (code, output) = await waiter;
-                Assert.True(code == 0 && output.Contains("waited", StringComparison.Ordinal), $"the waiting flock: exit {code}: {output}");
-            }
-
-            Assert.Equal("got", await TryAsync(b, "flock", "ex"));
-            await using (await HoldAsync(a, "flock", "sh"))
-            {
-                Assert.Equal("got", await TryAsync(b, "flock", "sh"));
-                Assert.Equal("busy", await TryAsync(b, "flock", "ex"));
-            }
-
-            // fcntl record locks: bytes 0-99 written-locked on A; B is kept out of them only.
-            await using (await HoldAsync(a, "fcntl", "ex", 0, 100))
-            {
-                Assert.Equal("busy", await TryAsync(b, "fcntl", "sh", 10, 10));
-                Assert.Equal("busy", await TryAsync(b, "fcntl", "ex", 99, 1));
-                Assert.Equal("got", await TryAsync(b, "fcntl", "ex", 100, 50));
-                Assert.Equal("type=1 start=0 len=100 pid=0", await TryAsync(b, "getlk", "ex", 50, 10));
-                Assert.Equal("type=2 start=200 len=10 pid=0", await TryAsync(b, "getlk", "ex", 200, 10));
-            }
-
-            // The holder's exit closed the file: the range is free again on the other mount.
-            Assert.Equal("got", await TryAsync(b, "fcntl", "ex", 0, 0));
-
-            await using (await HoldAsync(a, "fcntl", "sh", 0, 0))
-            {
-                Assert.Equal("got", await TryAsync(b, "fcntl", "sh", 0, 0));
-                Assert.Equal("busy", await TryAsync(b, "fcntl", "ex", 4000, 1));
-            }
+            Assert.Equal("busy", await TryAsync(b, "flock", "ex"));
+            Assert.Equal("busy", await TryAsync(b, "flock", "sh"));
+            Assert.Equal("got", await TryAsync(a, "fcntl", "ex", 0, 100)); // record locks are another family
+            var waiter = Shell.RunAsync($"flock '{b}' -c 'echo waited'", TimeSpan.FromSeconds(60));
+            await Task.Delay(700);
+            Assert.False(waiter.IsCompleted, "flock on the other mount did not wait for the holder");
+            await holder.LetGoAsync();
+            var (code, output) = await waiter;
+            Assert.True(code == 0 && output.Contains("waited", StringComparison.Ordinal), $"the waiting flock: exit {code}: {output}");
         }
-        finally
-        {
-            await Shell.RunAsync($"kill -INT {mount.Id}");
-            await mount.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
-            if (ParafsUp.IsMounted(other))
-            {
-                await Shell.RunAsync($"umount -l '{other}'");
-            }
 
-            Directory.Delete(other, recursive: false);
+        Assert.Equal("got", await TryAsync(b, "flock", "ex"));
+        await using (await HoldAsync(a, "flock", "sh"))
+        {
+            Assert.Equal("got", await TryAsync(b, "flock", "sh"));
+            Assert.Equal("busy", await TryAsync(b, "flock", "ex"));
+        }
+
+        // fcntl record locks: bytes 0-99 written-locked on A; B is kept out of them only.
+        await using (await HoldAsync(a, "fcntl", "ex", 0, 100))
+        {
+            Assert.Equal("busy", await TryAsync(b, "fcntl", "sh", 10, 10));
+            Assert.Equal("busy", await TryAsync(b, "fcntl", "ex", 99, 1));
+            Assert.Equal("got", await TryAsync(b, "fcntl", "ex", 100, 50));
+            Assert.Equal("type=1 start=0 len=100 pid=0", await TryAsync(b, "getlk", "ex", 50, 10));
+            Assert.Equal("type=2 start=200 len=10 pid=0", await TryAsync(b, "getlk", "ex", 200, 10));
+        }
+
+        // The holder's exit closed the file: the range is free again on the other mount.
+        Assert.Equal("got", await TryAsync(b, "fcntl", "ex", 0, 0));
+
+        await using (await HoldAsync(a, "fcntl", "sh", 0, 0))
+        {
+            Assert.Equal("got", await TryAsync(b, "fcntl", "sh", 0, 0));
+            Assert.Equal("busy", await TryAsync(b, "fcntl", "ex", 4000, 1));
         }
     }
 
@@ -124,28 +107,6 @@ public sealed class LockTests
         }
 
         Assert.Equal("got", await TryAsync(file, "flock", "ex"));
-    }
-
-    private static Process StartMount(string mds, string mountPoint)
-    {
-        var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { ParafsUp.ParafsDll, "mount", mds, mountPoint })
-        {
-            info.ArgumentList.Add(a);
-        }
-
-        return Process.Start(info)!;
-    }
-
-    private static async Task WaitMountedAsync(string mountPoint)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (!ParafsUp.IsMounted(mountPoint) && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(100);
-        }
-
-        Assert.True(ParafsUp.IsMounted(mountPoint), $"the second mount at {mountPoint} never appeared");
     }
 
     private static async Task<string> TryAsync(string file, string how, string kind, long start = 0, long length = 0) =>
