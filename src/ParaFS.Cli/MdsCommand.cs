@@ -28,9 +28,10 @@ internal static class MdsCommand
           --fsname NAME       the file system's name, at format time              PARAFS_FSNAME
           --root-pool POOL    pool of the root default layout, at format time     PARAFS_ROOT_POOL
           --heartbeat-ms N    how often OSTs heartbeat (default 3000)             PARAFS_HEARTBEAT_MS
-          --lease-ms N        how long a vanished client keeps its opens (30000)  PARAFS_LEASE_MS
-                              and how long a restarted MDS waits for clients to come
-                              back before migrations cut over
+          --lease-ms N        how long a vanished client keeps its opens and      PARAFS_LEASE_MS
+                              locks (30000), and how long a restarted MDS waits for
+                              clients to come back (migrations do not cut over and
+                              no new advisory lock is granted until then)
           --config FILE       JSON file with the same keys ("data", "listen", ...)
         """;
 

@@ -10,7 +10,7 @@ namespace ParaFS.Client;
 /// <summary>
 /// The client's side of the MDS: one session, kept across reconnects. Every new connection
 /// (after a network break or an MDS restart) re-attaches the session and brings back the
-/// handles this client holds open. Calls that cannot reach the MDS are retried with backoff up
+/// handles this client holds open and the advisory locks it holds. Calls that cannot reach the MDS are retried with backoff up
 /// to a limit. A call cut off after it was sent is retried when repeating it is harmless, or when
 /// it carries a replay tag and the MDS keeps replies: then the MDS answers a call it already ran
 /// from the record of its reply instead of running it again.
@@ -21,16 +21,31 @@ internal sealed class MetadataClient : IAsyncDisposable
     private readonly RpcClient _rpc;
     private readonly SemaphoreSlim _sessionGate = new(1, 1);
     private readonly Func<IEnumerable<OpenHandle>> _openHandles;
+    private readonly Func<IEnumerable<LockRequest>> _heldLocks;
+    private readonly Action<IReadOnlyList<LockRequest>> _locksLost;
     private readonly ulong _instance = NewInstanceId();
     private readonly System.Collections.Concurrent.ConcurrentStack<uint> _freeSlots = new();
     private ulong _sessionId;
     private long _lastXid;
     private int _slots;
 
-    public MetadataClient(RpcEndpoint mds, ClientOptions options, Func<IEnumerable<OpenHandle>> openHandles, Func<RpcPush, ValueTask> onPush, ILoggerFactory loggerFactory)
+    /// <summary>
+    /// <paramref name="openHandles"/> and <paramref name="heldLocks"/> are what a re-attach brings
+    /// back; <paramref name="locksLost"/> hears of the locks the MDS did not take back.
+    /// </summary>
+    public MetadataClient(
+        RpcEndpoint mds,
+        ClientOptions options,
+        Func<IEnumerable<OpenHandle>> openHandles,
+        Func<IEnumerable<LockRequest>> heldLocks,
+        Action<IReadOnlyList<LockRequest>> locksLost,
+        Func<RpcPush, ValueTask> onPush,
+        ILoggerFactory loggerFactory)
     {
         _options = options;
         _openHandles = openHandles;
+        _heldLocks = heldLocks;
+        _locksLost = locksLost;
         _rpc = new RpcClient(mds, new RpcClientOptions
         {
             ConnectionsPerServer = 2,
@@ -146,8 +161,13 @@ internal sealed class MetadataClient : IAsyncDisposable
         {
             var request = new SessionRequest { SessionId = SessionId, ClientName = _options.ClientName };
             request.OpenHandles.AddRange(_openHandles());
+            request.HeldLocks.AddRange(_heldLocks());
             var reply = await connection.CallAsync(Methods.MdsSession, request, SessionReply.Parser, cancellationToken: cancellationToken).ConfigureAwait(false);
             Volatile.Write(ref _sessionId, reply.SessionId);
+            if (reply.LostLocks.Count > 0)
+            {
+                _locksLost(reply.LostLocks);
+            }
         }
         finally
         {

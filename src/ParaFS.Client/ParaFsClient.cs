@@ -45,7 +45,7 @@ public sealed partial class ParaFsClient : IAsyncDisposable
         _cache = new MetadataCache(options.CacheLifetime);
         _globalWindow = new SemaphoreSlim(options.GlobalRequests);
         _writeBudget = new SemaphoreSlim(Math.Max(1, options.WriteBehindBytes / WriteBudgetUnit));
-        _mds = new MetadataClient(mds, options, () => _open.Values.Select(h => h.ToOpenHandle()), OnPushAsync, loggerFactory);
+        _mds = new MetadataClient(mds, options, () => _open.Values.Select(h => h.ToOpenHandle()), HeldLocks, LocksLost, OnPushAsync, loggerFactory);
         _sizeReporter = new Timer(static s => _ = ((ParaFsClient)s!).ReportSizesAsync(), this, options.SizeReportInterval, options.SizeReportInterval);
         _sessionKeeper = new Timer(static s => _ = ((ParaFsClient)s!).KeepSessionAsync(), this, SessionCheckInterval, SessionCheckInterval);
     }

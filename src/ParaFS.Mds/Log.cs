@@ -44,7 +44,7 @@ internal static partial class Log
     [LoggerMessage(208, LogLevel.Error, "background work failed: {What}")]
     public static partial void BackgroundFailed(ILogger logger, string what, Exception exception);
 
-    [LoggerMessage(212, LogLevel.Information, "recovering: for {Seconds} s clients may bring back files they held open before this start; until then migrations wait before cutting over, retired objects stay and files unlinked while open are kept")]
+    [LoggerMessage(212, LogLevel.Information, "recovering: for {Seconds} s clients may bring back files they held open and locks they held before this start; until then migrations wait before cutting over, no new advisory lock is granted, retired objects stay and files unlinked while open are kept")]
     public static partial void Recovering(ILogger logger, double seconds);
 
     [LoggerMessage(213, LogLevel.Information, "method {Method} from {Peer} was sent again (call {Xid} in slot {Slot}); answered with the reply of its first run, not run twice")]

@@ -23,11 +23,7 @@ internal static class MdsService
         static RequestContext Context(Caller? caller, RpcRequest request) => new(caller ?? Nobody, request.Connection, request.Replay);
         static ValueTask<RpcResult> Reply(IMessage message) => ValueTask.FromResult(new RpcResult(message));
 
-        d.Register(Methods.MdsSession, SessionRequest.Parser, (r, q) =>
-        {
-            var session = ns.AttachSession(r, q.Connection);
-            return Reply(new SessionReply { SessionId = session.Id, LeaseMs = (uint)mds.Sessions.Lease.TotalMilliseconds });
-        });
+        d.Register(Methods.MdsSession, SessionRequest.Parser, (r, q) => Reply(ns.AttachSession(r, q.Connection)));
         d.Register(Methods.MdsLookup, LookupRequest.Parser, async (r, q) => new RpcResult(await ns.LookupAsync(Context(r.Caller, q), (long)r.Parent, r.Name).ConfigureAwait(false)));
         d.Register(Methods.MdsGetAttr, GetAttrRequest.Parser, async (r, _) => new RpcResult(await ns.GetAttrAsync((long)r.Ino).ConfigureAwait(false)));
         d.Register(Methods.MdsSetAttr, SetAttrRequest.Parser, (r, q) => Once(mds, q, Context(r.Caller, q), AttrReply.Parser, c => ns.SetAttrAsync(c, r)));

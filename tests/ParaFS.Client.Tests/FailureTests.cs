@@ -222,6 +222,45 @@ public sealed class FailureTests
     }
 
     [Fact]
+    public async Task Advisory_locks_are_taken_back_after_an_mds_restart_before_anyone_else_gets_them()
+    {
+        await using var cluster = await TestCluster.StartAsync(targets: 1, lease: TimeSpan.FromSeconds(3));
+        using var log = new CapturingLoggerProvider();
+        await using var holder = await ParaFsClient.ConnectAsync(cluster.MdsEndpoint, loggerFactory: log);
+        var (attr, handle) = await holder.CreateAsync(Me, Root, "lockfile", FileType.Regular, 0x1A4, openFlags: 2);
+        var ino = attr.Attr.Ino;
+        await holder.SetLockAsync(new LockRequest { Ino = ino, Owner = 1, Type = LockType.Write, Start = 0, End = 99, Pid = 10 }, wait: false);
+        await holder.SetLockAsync(new LockRequest { Ino = ino, Owner = 1, Type = LockType.Unlock, Start = 40, End = 59 }, wait: false);
+        await holder.SetLockAsync(new LockRequest { Ino = ino, Owner = 2, Flock = true, Type = LockType.Write, Start = 0, End = ulong.MaxValue, Pid = 11 }, wait: false);
+        Assert.Equal(3, holder.HeldLockCount); // 0-39 and 60-99 of the record lock, and the flock
+
+        await cluster.RestartMdsAsync();
+        await holder.GetAttrAsync(ino, fresh: true); // reconnects now, rather than at the next second's check
+        Assert.Equal(3, cluster.Mds.Sessions.Locks.Count);
+
+        // Another client asks during the recovery window: it waits for the window to end, and is then refused.
+        await using var other = await cluster.ClientAsync();
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var refused = await Assert.ThrowsAsync<ParaFsException>(() => other.SetLockAsync(new LockRequest { Ino = ino, Owner = 5, Type = LockType.Read, Start = 70, End = 70 }, wait: false));
+        Assert.Equal(Errno.EAGAIN, refused.Errno);
+        Assert.Equal(TimeSpan.Zero, cluster.Mds.Sessions.RecoveryLeft);
+        Assert.True(started.Elapsed > TimeSpan.FromSeconds(1), $"the refusal came after {started.Elapsed}, before the window could have ended");
+        var holderOf = await other.TestLockAsync(new LockRequest { Ino = ino, Owner = 5, Type = LockType.Write, Start = 0, End = 10 });
+        Assert.Equal((LockType.Write, 0ul, 39ul), (holderOf.Type, holderOf.Start, holderOf.End));
+        await Assert.ThrowsAsync<ParaFsException>(() => other.SetLockAsync(new LockRequest { Ino = ino, Owner = 6, Flock = true, Type = LockType.Read, Start = 0, End = ulong.MaxValue }, wait: false));
+        await other.SetLockAsync(new LockRequest { Ino = ino, Owner = 5, Type = LockType.Write, Start = 40, End = 59 }, wait: false); // the hole stayed a hole
+
+        // Given back, the range is the other client's; a waiter gets it when the holder lets go.
+        var waiter = other.SetLockAsync(new LockRequest { Ino = ino, Owner = 6, Flock = true, Type = LockType.Write, Start = 0, End = ulong.MaxValue }, wait: true);
+        await Task.Delay(300);
+        Assert.False(waiter.IsCompleted);
+        await holder.SetLockAsync(new LockRequest { Ino = ino, Owner = 2, Flock = true, Type = LockType.Unlock, Start = 0, End = ulong.MaxValue }, wait: false);
+        await waiter.WaitAsync(TimeSpan.FromSeconds(10));
+        await holder.ReleaseAsync(handle!);
+        Assert.DoesNotContain(log.Warnings, w => w.Contains("did not take back", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Fsync_makes_data_durable_on_the_osts_and_the_size_durable_at_the_mds()
     {
         var data = RandomNumberGenerator.GetBytes(1_000_000);

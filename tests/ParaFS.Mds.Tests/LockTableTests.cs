@@ -1,5 +1,5 @@
 using FsCheck.Fluent;
-using ParaFS.Mds.Sessions;
+using ParaFS.Common;
 
 namespace ParaFS.Mds.Tests;
 

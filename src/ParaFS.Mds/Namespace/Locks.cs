@@ -11,6 +11,11 @@ public sealed partial class MdsNamespace
     public LockReply SetLock(RequestContext context, LockRequest request)
     {
         var session = Locker(context, request);
+        if (request.Type != LockType.Unlock && InRecovery() is { } wait)
+        {
+            return wait;
+        }
+
         var conflict = _sessions.Locks.TrySet(
             (long)request.Ino, session.Id, request.Owner, Kind(request), request.Type == LockType.Write, request.Type == LockType.Unlock,
             request.Start, request.End, request.Pid);
@@ -21,11 +26,45 @@ public sealed partial class MdsNamespace
     public LockReply TestLock(RequestContext context, LockRequest request)
     {
         var session = Locker(context, request);
+        if (request.Type != LockType.Unlock && InRecovery() is { } wait)
+        {
+            return wait;
+        }
+
         var conflict = request.Type == LockType.Unlock
             ? null
             : _sessions.Locks.FindConflict((long)request.Ino, session.Id, request.Owner, Kind(request), request.Type == LockType.Write, request.Start, request.End);
         return conflict is null ? new LockReply { Granted = true, Type = LockType.Unlock } : Describe(conflict, session);
     }
+
+    /// <summary>
+    /// Takes back the locks a returning client holds: any while this MDS is in its recovery window
+    /// (no new lock is granted before it ends) or while the session lasted (they are still here,
+    /// or were given back and are free again), none for a session that ended after its lease
+    /// (another client may have taken and given them back since). Returns those not taken back.
+    /// </summary>
+    private List<LockRequest> ReclaimLocks(ClientSession session, IEnumerable<LockRequest> held, bool sessionKnown)
+    {
+        var lost = new List<LockRequest>();
+        var mayReclaim = sessionKnown || _sessions.RecoveryLeft > TimeSpan.Zero;
+        foreach (var request in held)
+        {
+            var valid = request.Start <= request.End && request.Type is (LockType.Read or LockType.Write);
+            if (!valid || !mayReclaim || _sessions.Locks.TrySet(
+                (long)request.Ino, session.Id, request.Owner, Kind(request), request.Type == LockType.Write, unlock: false, request.Start, request.End, request.Pid) is not null)
+            {
+                lost.Add(request);
+            }
+        }
+
+        return lost;
+    }
+
+    /// <summary>While clients may still come back for locks they held before a restart, no new lock is granted or tested.</summary>
+    private LockReply? InRecovery() =>
+        _sessions.RecoveryLeft is { TotalMilliseconds: > 0 } left
+            ? new LockReply { Granted = false, Type = LockType.Unlock, RecoveryMsLeft = (uint)Math.Ceiling(left.TotalMilliseconds) }
+            : null;
 
     private static ClientSession Locker(RequestContext context, LockRequest request)
     {

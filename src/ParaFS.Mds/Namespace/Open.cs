@@ -148,17 +148,22 @@ public sealed partial class MdsNamespace
         return count;
     }
 
-    /// <summary>Re-establishes a client's session (and, after an MDS restart, its open handles).</summary>
-    public ClientSession AttachSession(SessionRequest request, Protocol.Rpc.RpcServerConnection connection)
+    /// <summary>
+    /// Re-establishes a client's session (and, after an MDS restart, its open handles and advisory
+    /// locks); the reply lists the locks it could not take back.
+    /// </summary>
+    public SessionReply AttachSession(SessionRequest request, Protocol.Rpc.RpcServerConnection connection)
     {
         var session = _sessions.Attach(request.SessionId, request.ClientName, connection,
-            request.OpenHandles.Select(h => (new OpenFile(h.Handle, (long)h.Ino, h.Flags, request.SessionId), h.LayoutGeneration)), out var mayHaveMissedCallbacks);
+            request.OpenHandles.Select(h => (new OpenFile(h.Handle, (long)h.Ino, h.Flags, request.SessionId), h.LayoutGeneration)), out var mayHaveMissedCallbacks, out var known);
         if (request.OpenHandles.Count > 0 && mayHaveMissedCallbacks)
         {
             _ = RemindOfNewLayoutsAsync(session, request.OpenHandles);
         }
 
-        return session;
+        var reply = new SessionReply { SessionId = session.Id, LeaseMs = (uint)_sessions.Lease.TotalMilliseconds };
+        reply.LostLocks.AddRange(ReclaimLocks(session, request.HeldLocks, known));
+        return reply;
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using ParaFS.Common;
 using ParaFS.Protocol.Rpc;
 
 namespace ParaFS.Mds.Sessions;
@@ -69,12 +70,14 @@ public sealed class SessionTable
     /// <paramref name="mayHaveMissedCallbacks"/> says whether callbacks could have gone astray
     /// before this attach: the session had no other live connection (a break, an MDS restart), or
     /// it brings handles this table did not know. A client attaches on each of its connections,
-    /// and the later attaches of one reconnect are neither.
+    /// and the later attaches of one reconnect are neither. <paramref name="known"/>: the session
+    /// asked for was still here (not new, not ended after its lease, not lost with a restart).
     /// </summary>
-    public ClientSession Attach(ulong requestedId, string clientName, RpcServerConnection connection, IEnumerable<(OpenFile Open, ulong LayoutGeneration)> handles, out bool mayHaveMissedCallbacks)
+    public ClientSession Attach(ulong requestedId, string clientName, RpcServerConnection connection, IEnumerable<(OpenFile Open, ulong LayoutGeneration)> handles, out bool mayHaveMissedCallbacks, out bool known)
     {
         lock (_lock)
         {
+            known = requestedId != 0 && _sessions.ContainsKey(requestedId);
             if (requestedId == 0 || !_sessions.TryGetValue(requestedId, out var session))
             {
                 session = new ClientSession(requestedId != 0 ? requestedId : NewId(), clientName);

@@ -1,4 +1,4 @@
-namespace ParaFS.Mds.Sessions;
+namespace ParaFS.Common;
 
 /// <summary>The two families of advisory locks; as on Linux, one never conflicts with the other.</summary>
 public enum LockKind
@@ -23,12 +23,13 @@ public sealed record HeldLock(ulong Session, ulong Owner, LockKind Kind, bool Wr
 }
 
 /// <summary>
-/// The advisory locks every client holds, by inode: the MDS is the one place all mounts ask, so
-/// a lock taken on one node is seen on every other (Linux's own lock code only sees its node).
-/// POSIX rules: a request replaces what its owner held in the range (a read lock over part of a
-/// write lock splits it), an owner never conflicts with itself, read locks share, a write lock
-/// excludes. Locks live in MDS memory: they end with their session (the client's lease), and an
-/// MDS restart forgets them (README: "Advisory locks").
+/// Advisory locks by inode. The MDS keeps one for every client: it is the one place all mounts
+/// ask, so a lock taken on one node is seen on every other (Linux's own lock code only sees its
+/// node). A client keeps one of its own granted locks (session 0), to take them back after an
+/// MDS restart or failover. POSIX rules: a request replaces what its owner held in the range (a
+/// read lock over part of a write lock splits it), an owner never conflicts with itself, read
+/// locks share, a write lock excludes. At the MDS locks end with their session (the client's
+/// lease) (README: "Advisory locks").
 /// </summary>
 public sealed class LockTable
 {
@@ -75,53 +76,84 @@ public sealed class LockTable
                 return conflict;
             }
 
-            if (!_byIno.TryGetValue(ino, out var locks))
-            {
-                if (unlock)
-                {
-                    return null;
-                }
-
-                _byIno[ino] = locks = [];
-            }
-
-            // The owner's locks in the range give way: whole, or cut to what lies outside it.
-            var kept = new List<HeldLock>();
-            foreach (var held in locks)
-            {
-                if (held.Kind != kind || !held.SameOwner(session, owner) || !held.Overlaps(start, end))
-                {
-                    kept.Add(held);
-                    continue;
-                }
-
-                if (held.Start < start)
-                {
-                    kept.Add(held with { End = start - 1 });
-                }
-
-                if (held.End > end)
-                {
-                    kept.Add(held with { Start = end + 1 });
-                }
-            }
-
-            if (!unlock)
-            {
-                kept.Add(new HeldLock(session, owner, kind, write, start, end, pid));
-                Coalesce(kept, session, owner, kind, write);
-            }
-
-            if (kept.Count == 0)
-            {
-                _byIno.Remove(ino);
-            }
-            else
-            {
-                _byIno[ino] = kept;
-            }
-
+            ApplyLocked(ino, session, owner, kind, write, unlock, start, end, pid);
             return null;
+        }
+    }
+
+    /// <summary>
+    /// Records what an authority (the MDS) granted or took back, without looking for conflicts: a
+    /// client's copy of its own locks, where replies for different owners may arrive in another
+    /// order than the MDS ran them.
+    /// </summary>
+    public void Record(long ino, ulong owner, LockKind kind, bool write, bool unlock, ulong start, ulong end, uint pid)
+    {
+        if (start > end)
+        {
+            throw new ArgumentOutOfRangeException(nameof(start), $"lock range starts at {start} after its end {end}");
+        }
+
+        lock (_gate)
+        {
+            ApplyLocked(ino, 0, owner, kind, write, unlock, start, end, pid);
+        }
+    }
+
+    /// <summary>Every lock held, with its inode.</summary>
+    public IReadOnlyList<(long Ino, HeldLock Lock)> Snapshot()
+    {
+        lock (_gate)
+        {
+            return [.. _byIno.SelectMany(e => e.Value.Select(l => (e.Key, l)))];
+        }
+    }
+
+    private void ApplyLocked(long ino, ulong session, ulong owner, LockKind kind, bool write, bool unlock, ulong start, ulong end, uint pid)
+    {
+        if (!_byIno.TryGetValue(ino, out var locks))
+        {
+            if (unlock)
+            {
+                return;
+            }
+
+            _byIno[ino] = locks = [];
+        }
+
+        // The owner's locks in the range give way: whole, or cut to what lies outside it.
+        var kept = new List<HeldLock>();
+        foreach (var held in locks)
+        {
+            if (held.Kind != kind || !held.SameOwner(session, owner) || !held.Overlaps(start, end))
+            {
+                kept.Add(held);
+                continue;
+            }
+
+            if (held.Start < start)
+            {
+                kept.Add(held with { End = start - 1 });
+            }
+
+            if (held.End > end)
+            {
+                kept.Add(held with { Start = end + 1 });
+            }
+        }
+
+        if (!unlock)
+        {
+            kept.Add(new HeldLock(session, owner, kind, write, start, end, pid));
+            Coalesce(kept, session, owner, kind, write);
+        }
+
+        if (kept.Count == 0)
+        {
+            _byIno.Remove(ino);
+        }
+        else
+        {
+            _byIno[ino] = kept;
         }
     }
 
