@@ -95,6 +95,54 @@ public sealed class LockTests
         }
     }
 
+    /// <summary>
+    /// The MDS is killed (-9) and started again on its data while a process on mount A holds a
+    /// flock and a record lock: A's client brings them back, and B, asking during the recovery
+    /// window, waits for it to end and then finds them held.
+    /// </summary>
+    [MountFact]
+    public async Task Locks_outlive_a_kill_9_of_the_mds()
+    {
+        var root = Path.Combine(Path.GetTempPath(), $"parafs-lockrestart-{Guid.NewGuid():N}");
+        var listen = $"127.0.0.1:{ParafsProcess.FreePort()}";
+        string[] mdsArgs = ["mds", "--data", Path.Combine(root, "mds"), "--listen", listen, "--lease-ms", "4000"];
+        var mds = ParafsProcess.Start(mdsArgs);
+        try
+        {
+            await mds.WaitForListeningPortAsync();
+            await using var ost = ParafsProcess.Start("ost", "--data", Path.Combine(root, "ost"), "--listen", "127.0.0.1:0", "--mds", listen, "--pool", "default");
+            await ost.WaitForListeningPortAsync();
+            await using var mountA = await ExtraMount.StartAsync(listen);
+            await using var mountB = await ExtraMount.StartAsync(listen);
+            var a = Path.Combine(mountA.MountPoint, "lockfile");
+            var b = Path.Combine(mountB.MountPoint, "lockfile");
+            await File.WriteAllBytesAsync(a, new byte[4096]);
+            await using var flockHolder = await HoldAsync(a, "flock", "ex");
+            await using var recordHolder = await HoldAsync(a, "fcntl", "ex", 0, 100);
+            Assert.Equal("busy", await TryAsync(b, "flock", "sh"));
+
+            await mds.KillAsync();
+            await mds.DisposeAsync();
+            mds = ParafsProcess.Start(mdsArgs);
+            await mds.WaitForOutputAsync("recovering: for 4 s");
+
+            var asked = Stopwatch.StartNew();
+            Assert.Equal("busy", await TryAsync(b, "flock", "sh"));
+            Assert.True(asked.Elapsed > TimeSpan.FromSeconds(1), $"B was answered after {asked.Elapsed}, inside the MDS's 4 s recovery window");
+            Assert.Equal("busy", await TryAsync(b, "fcntl", "ex", 50, 10));
+            Assert.Equal("type=1 start=0 len=100 pid=0", await TryAsync(b, "getlk", "ex", 50, 10));
+            Assert.Equal("got", await TryAsync(b, "fcntl", "ex", 100, 10));
+
+            await flockHolder.LetGoAsync();
+            await Eventually.TrueAsync(async () => await TryAsync(b, "flock", "ex") == "got", "the flock is free once its holder exited");
+        }
+        finally
+        {
+            await mds.DisposeAsync();
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
     [MountFact]
     public async Task Localflock_keeps_locks_on_this_machine()
     {
