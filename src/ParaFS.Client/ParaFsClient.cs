@@ -148,6 +148,9 @@ public sealed partial class ParaFsClient : IAsyncDisposable
 
                 AttrInvalidated?.Invoke(layout.Ino);
                 break;
+            case Methods.PushLockReleased:
+                WakeLockWaiters(push.ParseMessage(LockReleased.Parser).Ino);
+                break;
         }
 
         return ValueTask.CompletedTask;

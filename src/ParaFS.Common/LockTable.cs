@@ -36,6 +36,9 @@ public sealed class LockTable
     private readonly Lock _gate = new();
     private readonly Dictionary<long, List<HeldLock>> _byIno = [];
 
+    /// <summary>Sessions refused a lock they will wait for, by inode (the MDS wakes them when a lock there is given back).</summary>
+    private readonly Dictionary<long, HashSet<ulong>> _waiters = [];
+
     /// <summary>Locks held on all inodes.</summary>
     public int Count
     {
@@ -60,9 +63,11 @@ public sealed class LockTable
     /// <summary>
     /// Takes (write false: shared; true: exclusive) the range for the owner, or, with
     /// <paramref name="unlock"/>, gives it back. Returns the conflicting lock, and changes
-    /// nothing, when another owner holds a conflicting one; null when done.
+    /// nothing, when another owner holds a conflicting one; null when done. A refused request
+    /// that will <paramref name="wait"/> puts its session among the inode's waiters (see
+    /// <see cref="TakeWaiters"/>), in the same step, so no release after the refusal goes unseen.
     /// </summary>
-    public HeldLock? TrySet(long ino, ulong session, ulong owner, LockKind kind, bool write, bool unlock, ulong start, ulong end, uint pid)
+    public HeldLock? TrySet(long ino, ulong session, ulong owner, LockKind kind, bool write, bool unlock, ulong start, ulong end, uint pid, bool wait = false)
     {
         if (start > end)
         {
@@ -73,6 +78,16 @@ public sealed class LockTable
         {
             if (!unlock && ConflictLocked(ino, session, owner, kind, write, start, end) is { } conflict)
             {
+                if (wait)
+                {
+                    if (!_waiters.TryGetValue(ino, out var waiting))
+                    {
+                        _waiters[ino] = waiting = [];
+                    }
+
+                    waiting.Add(session);
+                }
+
                 return conflict;
             }
 
@@ -157,18 +172,42 @@ public sealed class LockTable
         }
     }
 
-    /// <summary>Drops every lock of a session (its client is gone for good).</summary>
-    public int ReleaseSession(ulong session)
+    /// <summary>
+    /// The sessions waiting for a lock on <paramref name="ino"/>, taken off the list: a lock there
+    /// was given back (or turned from write to read), so each should ask again.
+    /// </summary>
+    public IReadOnlyList<ulong> TakeWaiters(long ino)
     {
         lock (_gate)
         {
-            var released = 0;
+            return _waiters.Remove(ino, out var waiting) ? [.. waiting] : [];
+        }
+    }
+
+    /// <summary>Drops every lock of a session (its client is gone for good) and its waits; returns the inodes where it held locks.</summary>
+    public IReadOnlyList<long> ReleaseSession(ulong session)
+    {
+        lock (_gate)
+        {
+            var released = new List<long>();
             foreach (var (ino, locks) in _byIno.ToList())
             {
-                released += locks.RemoveAll(l => l.Session == session);
+                if (locks.RemoveAll(l => l.Session == session) > 0)
+                {
+                    released.Add(ino);
+                }
+
                 if (locks.Count == 0)
                 {
                     _byIno.Remove(ino);
+                }
+            }
+
+            foreach (var (ino, waiting) in _waiters.ToList())
+            {
+                if (waiting.Remove(session) && waiting.Count == 0)
+                {
+                    _waiters.Remove(ino);
                 }
             }
 

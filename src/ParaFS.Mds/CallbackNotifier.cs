@@ -10,7 +10,8 @@ namespace ParaFS.Mds;
 
 /// <summary>
 /// Pushes "entry changed", "attributes changed" and "layout changed" to every client session but
-/// the one that caused the change. Delivery is best effort: caches also expire on their own.
+/// the one that caused the change, and "lock released" to the sessions waiting for one. Delivery
+/// is best effort: caches also expire on their own, and lock waiters also ask again on their own.
 /// </summary>
 public sealed class CallbackNotifier(SessionTable sessions, ILogger logger) : INotifier
 {
@@ -29,6 +30,15 @@ public sealed class CallbackNotifier(SessionTable sessions, ILogger logger) : IN
         foreach (var connection in to.Select(s => s.Connection).OfType<RpcServerConnection>().Where(c => !c.IsClosed))
         {
             _ = SendAsync(connection, Methods.PushLayoutChanged, message);
+        }
+    }
+
+    public void LockReleased(long ino, IEnumerable<ulong> to)
+    {
+        var message = new LockReleased { Ino = (ulong)ino };
+        foreach (var connection in to.Select(sessions.ConnectionOf).OfType<RpcServerConnection>())
+        {
+            _ = SendAsync(connection, Methods.PushLockReleased, message);
         }
     }
 

@@ -325,7 +325,9 @@ public sealed class MdsServer : IAsyncDisposable
                 try
                 {
                     await Targets.CheckHeartbeatsAsync().ConfigureAwait(false);
-                    foreach (var ino in Sessions.ExpireSessions())
+                    var lastClosed = Sessions.ExpireSessions(out var unlocked);
+                    Namespace.WakeLockWaiters(unlocked);
+                    foreach (var ino in lastClosed)
                     {
                         await Namespace.ReclaimIfOrphanAsync(ino).ConfigureAwait(false);
                     }

@@ -74,4 +74,5 @@ public static class Methods
     public const uint PushEntryChanged = 400;
     public const uint PushAttrChanged = 401;
     public const uint PushLayoutChanged = 402;
+    public const uint PushLockReleased = 403;
 }

@@ -40,11 +40,28 @@ public sealed class LockTableTests
         Assert.Null(table.TrySet(Ino, 2, 20, LockKind.Posix, write: true, unlock: false, 0, ulong.MaxValue, 200));
         var refused = table.TrySet(Ino, 2, 21, LockKind.Flock, write: false, unlock: false, 0, ulong.MaxValue, 201);
         Assert.Equal(new HeldLock(1, 10, LockKind.Flock, true, 0, ulong.MaxValue, 100), refused);
-        Assert.Equal(2, table.ReleaseSession(1) + table.Count);
+        Assert.Equal([Ino], table.ReleaseSession(1));
+        Assert.Equal(1, table.Count);
         Assert.Null(table.TrySet(Ino, 2, 21, LockKind.Flock, write: false, unlock: false, 0, ulong.MaxValue, 201));
-        Assert.Equal(2, table.ReleaseSession(2));
+        Assert.Equal([Ino], table.ReleaseSession(2));
         Assert.Equal(0, table.Count);
         Assert.Throws<ArgumentOutOfRangeException>(() => table.TrySet(Ino, 1, 1, LockKind.Posix, write: true, unlock: false, 5, 4, 1));
+    }
+
+    [Fact]
+    public void A_refused_request_that_waits_is_a_waiter_until_taken_or_its_session_ends()
+    {
+        var table = new LockTable();
+        Assert.Null(table.TrySet(Ino, 1, 10, LockKind.Posix, write: true, unlock: false, 0, 9, 100));
+        Assert.NotNull(table.TrySet(Ino, 2, 20, LockKind.Posix, write: false, unlock: false, 5, 5, 200));
+        Assert.Empty(table.TakeWaiters(Ino));
+        Assert.NotNull(table.TrySet(Ino, 2, 20, LockKind.Posix, write: false, unlock: false, 5, 5, 200, wait: true));
+        Assert.NotNull(table.TrySet(Ino, 3, 30, LockKind.Posix, write: true, unlock: false, 0, 0, 300, wait: true));
+        Assert.Equal([2ul, 3ul], table.TakeWaiters(Ino).Order());
+        Assert.Empty(table.TakeWaiters(Ino));
+        Assert.NotNull(table.TrySet(Ino, 2, 20, LockKind.Posix, write: false, unlock: false, 5, 5, 200, wait: true));
+        Assert.Empty(table.ReleaseSession(2));
+        Assert.Empty(table.TakeWaiters(Ino));
     }
 
     private static bool Replay(IReadOnlyList<Step> steps)

@@ -226,7 +226,7 @@ public abstract class MigrationTests(TestStore store)
         await second.DisposeAsync();
 
         await Task.Delay(lease * 3);
-        Assert.Empty(mds.Server.Sessions.ExpireSessions());
+        Assert.Empty(mds.Server.Sessions.ExpireSessions(out var _));
 
         var begun = (await mover.CallAsync(Methods.MdsMigrateBegin, Begin(ino, "b"), GetStripeReply.Parser)).Layout;
         var wait = await mover.CallAsync(Methods.MdsLayoutWait, new LayoutWaitRequest { Ino = ino, Generation = begun.Generation }, LayoutWaitReply.Parser);

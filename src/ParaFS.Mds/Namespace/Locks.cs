@@ -18,8 +18,31 @@ public sealed partial class MdsNamespace
 
         var conflict = _sessions.Locks.TrySet(
             (long)request.Ino, session.Id, request.Owner, Kind(request), request.Type == LockType.Write, request.Type == LockType.Unlock,
-            request.Start, request.End, request.Pid);
-        return conflict is null ? new LockReply { Granted = true, Type = LockType.Unlock } : Describe(conflict, session);
+            request.Start, request.End, request.Pid, request.Wait);
+        if (conflict is not null)
+        {
+            return Describe(conflict, session);
+        }
+
+        // A write lock frees nothing; a read lock may have replaced a write lock, and an unlock frees its range.
+        if (request.Type != LockType.Write)
+        {
+            WakeLockWaiters([(long)request.Ino]);
+        }
+
+        return new LockReply { Granted = true, Type = LockType.Unlock };
+    }
+
+    /// <summary>Tells the sessions waiting for a lock on these inodes to ask again.</summary>
+    public void WakeLockWaiters(IEnumerable<long> inodes)
+    {
+        foreach (var ino in inodes)
+        {
+            if (_sessions.Locks.TakeWaiters(ino) is { Count: > 0 } waiting)
+            {
+                _notifier.LockReleased(ino, waiting);
+            }
+        }
     }
 
     /// <summary>The lock that would stand in the way of the request (F_GETLK), or type UNLOCK.</summary>

@@ -27,6 +27,9 @@ public interface INotifier
 
     /// <summary>Repeats a layout change to the given sessions only (those that have not acknowledged it).</summary>
     void LayoutChanged(long ino, ulong generation, IEnumerable<ClientSession> sessions);
+
+    /// <summary>Tells sessions waiting for a lock on the inode that one there was given back.</summary>
+    void LockReleased(long ino, IEnumerable<ulong> sessions);
 }
 
 /// <summary>The calls the MDS itself makes to OSTs (truncating objects when a file shrinks).</summary>

@@ -211,11 +211,17 @@ public sealed class SessionTable
         }
     }
 
-    /// <summary>Releases sessions whose client has been gone longer than the lease, with their opens and locks; returns the inodes that lost their last open.</summary>
-    public IReadOnlyList<long> ExpireSessions()
+    /// <summary>
+    /// Releases sessions whose client has been gone longer than the lease, with their opens and
+    /// locks; returns the inodes that lost their last open, and in <paramref name="lockInodes"/>
+    /// those where locks were given back (their waiters are to be told).
+    /// </summary>
+    public IReadOnlyList<long> ExpireSessions(out IReadOnlyList<long> lockInodes)
     {
         var now = Environment.TickCount64;
         var released = new List<long>();
+        var unlocked = new List<long>();
+        lockInodes = unlocked;
         lock (_lock)
         {
             foreach (var session in _sessions.Values.ToList())
@@ -232,12 +238,21 @@ public sealed class SessionTable
                     }
 
                     _sessions.Remove(session.Id);
-                    Locks.ReleaseSession(session.Id);
+                    unlocked.AddRange(Locks.ReleaseSession(session.Id));
                 }
             }
         }
 
         return released;
+    }
+
+    /// <summary>The connection a session's callbacks go to, or null (no such session, or none open).</summary>
+    public RpcServerConnection? ConnectionOf(ulong sessionId)
+    {
+        lock (_lock)
+        {
+            return _sessions.TryGetValue(sessionId, out var session) && session.Connection is { IsClosed: false } connection ? connection : null;
+        }
     }
 
     /// <summary>Connections of sessions other than <paramref name="except"/>, for callbacks.</summary>

@@ -4,8 +4,11 @@ using ParaFS.Protocol.Rpc;
 
 namespace ParaFS.Mds.Tests;
 
-/// <summary>Advisory locks across an MDS restart: clients bring theirs back in the recovery window, and nobody else is granted one before it ends.</summary>
-public sealed class LockRecoveryTests
+/// <summary>
+/// The MDS's lock calls: waiters are told when a lock is given back, and across a restart clients
+/// bring their locks back in the recovery window, before anybody else is granted one.
+/// </summary>
+public sealed class LockServiceTests
 {
     private const ulong Root = 1;
 
@@ -13,6 +16,51 @@ public sealed class LockRecoveryTests
         new() { Ino = ino, Owner = owner, Type = type, Start = start, End = end, Flock = flock, Pid = 4242 };
 
     private static SessionRequest Attach(ulong session, params LockRequest[] held) => new() { SessionId = session, ClientName = "test", HeldLocks = { held } };
+
+    [Fact]
+    public async Task A_session_refused_a_lock_it_waits_for_is_told_once_when_a_lock_on_the_file_is_given_back()
+    {
+        await using var mds = await MdsFixture.StartAsync(heartbeat: TimeSpan.FromMilliseconds(200), lease: TimeSpan.FromSeconds(1));
+        var told = System.Threading.Channels.Channel.CreateUnbounded<ulong>();
+        ValueTask OnPush(RpcPush push, RpcClientConnection connection)
+        {
+            if (push.Method == Methods.PushLockReleased)
+            {
+                told.Writer.TryWrite(push.ParseMessage(LockReleased.Parser).Ino);
+            }
+
+            return ValueTask.CompletedTask;
+        }
+
+        await using var holder = await mds.ClientAsync();
+        await using var waiter = await mds.ClientAsync(onPush: OnPush);
+        var ino = (await holder.MkdirAsync(Root, "d")).Ino;
+        var other = (await holder.MkdirAsync(Root, "e")).Ino;
+        Assert.True((await holder.CallAsync(Methods.MdsLock, Lock(ino, 1, LockType.Write, 0, 99), LockReply.Parser)).Granted);
+        Assert.True((await holder.CallAsync(Methods.MdsLock, Lock(other, 1, LockType.Write, 0, 99), LockReply.Parser)).Granted);
+
+        // Refused without waiting: nothing to tell. Refused with wait: told at the next give-back on the file, once.
+        Assert.False((await waiter.CallAsync(Methods.MdsLock, Lock(ino, 2, LockType.Write, 10, 10), LockReply.Parser)).Granted);
+        Assert.True((await holder.CallAsync(Methods.MdsLock, Lock(ino, 1, LockType.Unlock, 90, 99), LockReply.Parser)).Granted);
+        Assert.True((await holder.CallAsync(Methods.MdsLock, Lock(ino, 1, LockType.Write, 90, 99), LockReply.Parser)).Granted);
+        var waiting = Lock(ino, 2, LockType.Write, 10, 10);
+        waiting.Wait = true;
+        Assert.False((await waiter.CallAsync(Methods.MdsLock, waiting, LockReply.Parser)).Granted);
+        Assert.True((await holder.CallAsync(Methods.MdsLock, Lock(ino, 1, LockType.Write, 200, 299), LockReply.Parser)).Granted); // taking more frees nothing
+        Assert.False(told.Reader.TryRead(out _));
+        Assert.True((await holder.CallAsync(Methods.MdsLock, Lock(ino, 1, LockType.Read, 0, 50), LockReply.Parser)).Granted); // write to read: readers may go on
+        Assert.Equal(ino, await told.Reader.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.True((await holder.CallAsync(Methods.MdsLock, Lock(ino, 1, LockType.Unlock, 0, ulong.MaxValue), LockReply.Parser)).Granted);
+        await Task.Delay(300);
+        Assert.False(told.Reader.TryRead(out _)); // once per refusal
+
+        // A holder whose session ends after its lease (its client vanished) wakes the waiters too.
+        waiting.Ino = other;
+        Assert.False((await waiter.CallAsync(Methods.MdsLock, waiting, LockReply.Parser)).Granted);
+        await holder.DisposeAsync();
+        Assert.Equal(other, await told.Reader.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.True((await waiter.CallAsync(Methods.MdsLock, waiting, LockReply.Parser)).Granted);
+    }
 
     [Fact]
     public async Task Locks_held_before_a_restart_are_taken_back_and_others_wait_for_the_recovery_window()
