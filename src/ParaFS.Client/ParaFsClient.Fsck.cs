@@ -4,9 +4,17 @@ using ParaFS.Protocol.Ost;
 
 namespace ParaFS.Client;
 
-/// <summary>The calls parafs fsck makes: the MDS's object bookkeeping, and each target's own list of objects.</summary>
+/// <summary>The calls parafs fsck makes: the MDS's object bookkeeping and namespace check, and each target's own list of objects.</summary>
 public sealed partial class ParaFsClient
 {
+    /// <summary>
+    /// The MDS checks link counts, entries and reachability in one transaction; with
+    /// <paramref name="repair"/> it sets link counts and directory parents to what the names bear
+    /// out (harmless to repeat). Root only.
+    /// </summary>
+    public Task<NamespaceCheckReply> CheckNamespaceAsync(Caller caller, bool repair, int limit, CancellationToken cancellationToken = default) =>
+        _mds.CallAsync(Methods.NamespaceCheck, new NamespaceCheckRequest { Caller = caller, Repair = repair, Limit = (uint)limit }, NamespaceCheckReply.Parser, idempotent: true, cancellationToken);
+
     /// <summary>A page of the MDS's deletion queue and the last object id handed out per target. Root only.</summary>
     public Task<ObjectBookkeepingReply> ObjectBookkeepingAsync(Caller caller, ulong afterDeletion, int limit, CancellationToken cancellationToken = default) =>
         _mds.CallAsync(Methods.ObjectBookkeeping, new ObjectBookkeepingRequest { Caller = caller, AfterDeletion = afterDeletion, Limit = (uint)limit }, ObjectBookkeepingReply.Parser, idempotent: true, cancellationToken);

@@ -84,6 +84,8 @@ internal static class MdsService
             new RpcResult(await ns.ListFilesAsync(r.AfterIno, (int)r.Limit, r.TargetId).ConfigureAwait(false)));
         d.Register(Methods.MdsLock, LockRequest.Parser, (r, q) => Reply(ns.SetLock(Context(null, q), r)));
         d.Register(Methods.MdsLockTest, LockRequest.Parser, (r, q) => Reply(ns.TestLock(Context(null, q), r)));
+        d.Register(Methods.NamespaceCheck, NamespaceCheckRequest.Parser, async (r, q) =>
+            new RpcResult(await ns.CheckNamespaceAsync(Context(r.Caller, q), r.Repair, (int)r.Limit).ConfigureAwait(false)));
         d.Register(Methods.ObjectBookkeeping, ObjectBookkeepingRequest.Parser, async (r, q) =>
             new RpcResult(await ns.ObjectBookkeepingAsync(Context(r.Caller, q), r.AfterDeletion, (int)r.Limit).ConfigureAwait(false)));
         d.Register(Methods.SetTargetState, SetTargetStateRequest.Parser, async (r, _) =>

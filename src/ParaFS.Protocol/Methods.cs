@@ -59,6 +59,9 @@ public static class Methods
     /// <summary>parafs fsck's view of the MDS's object bookkeeping: the deletion queue and the object id counters.</summary>
     public const uint ObjectBookkeeping = 211;
 
+    /// <summary>parafs fsck's namespace check: link counts, entries and reachability, in one transaction (NamespaceCheckRequest).</summary>
+    public const uint NamespaceCheck = 212;
+
     // Object operations (served by an OST; messages in ost.proto).
     public const uint OstWrite = 300;
     public const uint OstRead = 301;

@@ -1,5 +1,6 @@
 using Microsoft.Data.Sqlite;
 using ParaFS.Common;
+using ParaFS.Mds.Namespace;
 using ParaFS.Mds.Store;
 using ParaFS.Protocol.Mds;
 
@@ -213,6 +214,77 @@ public abstract class StoreContractTests(TestStore kind) : IAsyncLifetime
         command.ExecuteNonQuery();
     }
 
+    [SuiteFact]
+    public async Task The_namespace_check_finds_what_the_names_do_not_bear_out_and_repairs_link_counts_and_parents()
+    {
+        await _store.WriteAsync(tx =>
+        {
+            tx.InsertInode(Inode(1, FileType.Directory, nlink: 3));
+            tx.InsertInode(Inode(2, FileType.Directory, nlink: 3));
+            tx.InsertInode(Inode(3, FileType.Directory, nlink: 2, parent: 2));
+            tx.InsertInode(Inode(4, FileType.Regular, nlink: 2));
+            tx.InsertInode(Inode(5, FileType.Symlink));
+            tx.InsertInode(Inode(6, FileType.Regular, nlink: 0)); // an orphan kept open: fine
+            tx.InsertEntry(1, "a", 2);
+            tx.InsertEntry(2, "b", 3);
+            tx.InsertEntry(2, "f", 4);
+            tx.InsertEntry(1, "g", 4);
+            tx.InsertEntry(1, "s", 5);
+            return 0;
+        });
+        var clean = await _store.ReadAsync(tx => NamespaceCheck.Run(tx, repair: false, 100));
+        Assert.Empty(clean.Problems);
+        Assert.Equal((6ul, 3ul), (clean.Inodes, clean.Directories));
+
+        await _store.WriteAsync(tx =>
+        {
+            Change(tx, 4, i => i.Nlink = 5);
+            Change(tx, 2, i => i.Nlink = 9);
+            Change(tx, 3, i => i.Parent = 1);
+            tx.InsertEntry(1, "ghost", 99);
+            tx.InsertInode(Inode(8, FileType.Regular));
+            tx.InsertEntry(4, "inside", 8);
+            tx.InsertInode(Inode(10, FileType.Directory, nlink: 3, parent: 11)); // 10 and 11 name each other, and nothing names either
+            tx.InsertInode(Inode(11, FileType.Directory, nlink: 3, parent: 10));
+            tx.InsertEntry(10, "x", 11);
+            tx.InsertEntry(11, "y", 10);
+            tx.InsertInode(Inode(12, FileType.Regular));
+            tx.InsertInode(Inode(13, FileType.Directory, nlink: 3));
+            tx.InsertInode(Inode(14, FileType.Directory, nlink: 2, parent: 13));
+            tx.InsertEntry(13, "c", 14);
+            return 0;
+        });
+
+        var found = await _store.ReadAsync(tx => NamespaceCheck.Run(tx, repair: false, 100));
+        (string, ulong)[] expected =
+        [
+            ("link-count", 2), ("parent", 3), ("link-count", 4), ("no-name", 12), ("no-name", 13),
+            ("dangling-entry", 99), ("entry-outside-directory", 8), ("unreachable", 10), ("unreachable", 11), ("unreachable", 14),
+        ];
+        Assert.Equal(expected.Order(), found.Problems.Select(p => (p.Kind, p.Ino)).Order());
+        Assert.DoesNotContain(found.Problems, p => p.Repaired);
+        Assert.Equal((1ul, "ghost"), found.Problems.Where(p => p.Kind == "dangling-entry").Select(p => (p.Parent, p.Name)).Single());
+        Assert.Contains("link count 5 but 2 names", found.Problems.Single(p => p.Ino == 4).Detail, StringComparison.Ordinal);
+
+        var repaired = await _store.WriteAsync(tx => NamespaceCheck.Run(tx, repair: true, 100));
+        Assert.Equal([2ul, 3ul, 4ul], repaired.Problems.Where(p => p.Repaired).Select(p => p.Ino).Order());
+        var (a, b, f) = await _store.ReadAsync(tx => (tx.GetInode(2)!, tx.GetInode(3)!, tx.GetInode(4)!));
+        Assert.Equal((3u, 2L, 2u), (a.Nlink, b.Parent, f.Nlink));
+        var after = await _store.ReadAsync(tx => NamespaceCheck.Run(tx, repair: false, 100));
+        Assert.Equal(expected.Where(e => e.Item2 is not (2 or 3 or 4)).Order(), after.Problems.Select(p => (p.Kind, p.Ino)).Order());
+
+        // The limit bounds each list, and says more were there.
+        var limited = await _store.ReadAsync(tx => NamespaceCheck.Run(tx, repair: false, 1));
+        Assert.True(limited.More);
+    }
+
+    private static void Change(IStoreTransaction tx, long ino, Action<InodeRecord> change)
+    {
+        var inode = tx.GetInode(ino)!;
+        change(inode);
+        tx.UpdateInode(inode);
+    }
+
     private async Task<IMetadataStore> OpenAsync()
     {
         if (_database is { } database)
@@ -224,13 +296,13 @@ public abstract class StoreContractTests(TestStore kind) : IAsyncLifetime
         return SqliteMetadataStore.Open(Path.Combine(_directory, "mds.db"));
     }
 
-    private static InodeRecord Inode(long ino, FileType type, Layout? layout = null) => new()
+    private static InodeRecord Inode(long ino, FileType type, Layout? layout = null, uint nlink = 1, long parent = 1) => new()
     {
         Ino = ino,
         Type = type,
         Mode = 0x1A4,
-        Nlink = 1,
-        Parent = 1,
+        Nlink = nlink,
+        Parent = parent,
         Layout = layout,
     };
 }

@@ -76,6 +76,10 @@ public sealed class ClusterTests
             var rows = report.RootElement.GetProperty("targets").EnumerateArray().ToList();
             Assert.True(rows.Sum(t => t.GetProperty("objects").GetInt64()) >= 3, json.Output);
             Assert.All(rows, t => Assert.Equal(t.GetProperty("objects").GetInt64(), t.GetProperty("in_files").GetInt64()));
+            var names = report.RootElement.GetProperty("namespace");
+            Assert.True(names.GetProperty("checked").GetBoolean(), json.Output);
+            Assert.True(names.GetProperty("inodes").GetInt64() >= 4, json.Output);
+            Assert.Empty(names.GetProperty("problems").EnumerateArray());
         }
 
         // A stale writer's object under the deleted file's id, and one no layout was ever given.
@@ -127,6 +131,39 @@ public sealed class ClusterTests
         }
 
         Assert.Equal(0, (await Shell.RunAsync($"{parafs} fsck '{mnt}'")).Code);
+    }
+
+    /// <summary>
+    /// A link count gone wrong in the MDS's store (changed there behind the MDS's back, with the
+    /// file system mounted): fsck names the file and exits 1; --repair sets it to the file's names.
+    /// </summary>
+    [MountFact]
+    public async Task Fsck_finds_a_wrong_link_count_in_the_metadata_store_and_repairs_it()
+    {
+        await using var up = await ParafsUp.StartAsync();
+        var parafs = $"dotnet '{ParafsUp.ParafsDll}'";
+        var mnt = up.MountPoint;
+        await Shell.OkAsync($"mkdir '{mnt}/d' && echo data > '{mnt}/d/f' && ln '{mnt}/d/f' '{mnt}/g'");
+        var ino = long.Parse((await Shell.OkAsync($"stat -c %i '{mnt}/g'")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        await using (var db = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(up.Data, "mds", "mds.db")}"))
+        {
+            await db.OpenAsync();
+            await using var update = db.CreateCommand();
+            update.CommandText = $"PRAGMA busy_timeout = 10000; UPDATE inodes SET nlink = 7 WHERE ino = {ino}";
+            Assert.Equal(1, await update.ExecuteNonQueryAsync());
+        }
+
+        var found = await Shell.RunAsync($"{parafs} fsck '{mnt}'");
+        Assert.True(found.Code == 1, $"fsck with a wrong link count exited {found.Code}:\n{found.Output}");
+        Assert.Contains($"link-count: inode {ino} (file) has link count 7 but 2 names", found.Output, StringComparison.Ordinal);
+        Assert.Contains("1 namespace problems (1 link counts or parents: parafs fsck --repair sets them)", found.Output, StringComparison.Ordinal);
+
+        var repaired = await Shell.RunAsync($"{parafs} fsck --repair '{mnt}'");
+        Assert.True(repaired.Code == 0, $"fsck --repair exited {repaired.Code}:\n{repaired.Output}");
+        Assert.Contains($"link-count: inode {ino} (file) has link count 7 but 2 names: repaired", repaired.Output, StringComparison.Ordinal);
+        Assert.Equal(0, (await Shell.RunAsync($"{parafs} fsck '{mnt}'")).Code);
+        await Eventually.TrueAsync(async () => (await Shell.OkAsync($"stat -c %h '{mnt}/g'")).Trim() == "2", "the mount shows the repaired link count");
+        Assert.Equal("data", (await File.ReadAllTextAsync(Path.Combine(mnt, "d", "f"))).Trim());
     }
 
     /// <summary>The data directory of the OST serving <paramref name="target"/> (its superblock names it).</summary>

@@ -3,6 +3,7 @@ using System.Text.Json;
 using ParaFS.Client;
 using ParaFS.Common;
 using ParaFS.Protocol.Mds;
+using ParaFS.Protocol.Rpc;
 
 namespace ParaFS.Cli.Tools;
 
@@ -10,7 +11,8 @@ namespace ParaFS.Cli.Tools;
 /// parafs fsck: the online check that no object is leaked (DESIGN.md, "Consistency and
 /// durability"), in the spirit of Lustre's LFSCK layout check. It compares what each target holds
 /// with what the MDS refers to: the layouts of every file (current, pending and retired objects)
-/// and the deletion queue.
+/// and the deletion queue. Then the MDS checks its namespace (link counts, names, reachability)
+/// in one transaction.
 /// </summary>
 /// <remarks>
 /// The order makes it safe while the file system is in use. The targets are listed first, then the
@@ -38,19 +40,33 @@ internal static class FsckCommand
                     their data there cannot be read
         Objects a layout names but no target holds are not errors: objects are made by their
         first write. Retired targets are not listed; a target that does not answer is reported
-        as not checked. Root only. Progress goes to stderr, the report to stdout.
+        as not checked.
+        Then the MDS checks its namespace in one transaction, like LFSCK's namespace check:
+          link-count  a file's link count is not its number of names, or a directory's is not
+                      2 plus its subdirectories
+          parent      a directory records another parent than the directory naming it
+          no-name     an inode with a link count but no name (a directory: nor what it holds)
+          dangling-entry, entry-outside-directory
+                      a name of an inode that does not exist, or kept in a non-directory
+          unreachable a directory no path from the root reaches (a loop, or a nameless parent)
+        Root only. Progress goes to stderr, the report to stdout.
 
           --repair   delete the orphans (ahead ones included), after checking once more that
-                     nothing refers to them
+                     nothing refers to them; set link counts and parents to what the names
+                     say (the other namespace problems are reported, not repaired)
           --json     the report as one JSON object
           --mds      the MDS's address (default: the mount holding PATH, or the current directory)
 
         Exit status: 0 when nothing is wrong (or --repair fixed all of it), 1 when something
-        is left (orphans not deleted, dangling files, a target not checked), 2 on a usage error.
+        is left (orphans not deleted, dangling files, a target not checked, a namespace problem),
+        2 on a usage error.
         """;
 
     /// <summary>Lines of one kind printed before "... and N more".</summary>
     private const int ListedLines = 50;
+
+    /// <summary>Namespace problems of each kind the MDS lists (and repairs in one run).</summary>
+    private const int ListedProblems = 10_000;
 
     public static Task<int> RunAsync(string[] argv) => ToolSession.RunAsync("fsck", Help, argv, async () =>
     {
@@ -192,6 +208,18 @@ internal static class FsckCommand
             await RepairAsync(client, report, cancellationToken).ConfigureAwait(false);
         }
 
+        // 4. The namespace: link counts, entries, reachability (one transaction at the MDS).
+        Progress(repair ? "checking and repairing the namespace at the MDS" : "checking the namespace at the MDS");
+        try
+        {
+            report.Namespace = await client.CheckNamespaceAsync(caller, repair, ListedProblems, cancellationToken).ConfigureAwait(false);
+            Progress($"namespace: {report.Namespace.Inodes:N0} inodes, {report.Namespace.Directories:N0} directories, {report.Namespace.Problems.Count:N0} problems");
+        }
+        catch (RpcException e) when (e.Errno == Errno.ENOSYS)
+        {
+            report.NamespaceNotChecked = "the MDS is older than this parafs and cannot check its namespace";
+        }
+
         return report;
     }
 
@@ -285,7 +313,15 @@ internal static class FsckCommand
 
         public List<Dangling> Dangling { get; } = [];
 
-        public bool Clean => Orphans.All(o => o.Deleted) && Dangling.Count == 0 && _targets.Values.All(t => t.NotChecked is null);
+        public NamespaceCheckReply Namespace { get; set; } = new();
+
+        public string? NamespaceNotChecked { get; set; }
+
+        private IEnumerable<NamespaceProblem> NamespaceLeft => Namespace.Problems.Where(p => !p.Repaired);
+
+        public bool Clean =>
+            Orphans.All(o => o.Deleted) && Dangling.Count == 0 && _targets.Values.All(t => t.NotChecked is null)
+            && !NamespaceLeft.Any() && !Namespace.More && NamespaceNotChecked is null;
 
         public TargetRow Target(uint id, string? pool = null, string? address = null)
         {
@@ -330,12 +366,32 @@ internal static class FsckCommand
             }
 
             More(output, Dangling.Count, "dangling objects");
+            output.WriteLine(NamespaceNotChecked is null
+                ? $"namespace: {Namespace.Inodes:N0} inodes, {Namespace.Directories:N0} directories checked at the MDS"
+                : $"namespace not checked: {NamespaceNotChecked}");
+            foreach (var p in Namespace.Problems.Take(ListedLines))
+            {
+                output.WriteLine($"{p.Kind}: {p.Detail}{(p.Repaired ? ": repaired" : "")}");
+            }
+
+            More(output, Namespace.Problems.Count, "namespace problems");
             var left = Orphans.Where(o => !o.Deleted).ToList();
             if (Clean)
             {
-                output.WriteLine(Orphans.Count == 0
-                    ? "clean: every object on the targets belongs to a file or waits in the deletion queue"
-                    : $"repaired: {Orphans.Count:N0} orphans deleted ({Orphans.Sum(o => o.Bytes):N0} bytes); every other object belongs to a file or waits in the deletion queue");
+                var repaired = new List<string>();
+                if (Orphans.Count > 0)
+                {
+                    repaired.Add($"{Orphans.Count:N0} orphans deleted ({Orphans.Sum(o => o.Bytes):N0} bytes)");
+                }
+
+                if (Namespace.Problems.Count > 0)
+                {
+                    repaired.Add($"{Namespace.Problems.Count:N0} link counts or parents set to what the names say");
+                }
+
+                output.WriteLine(repaired.Count == 0
+                    ? "clean: every object on the targets belongs to a file or waits in the deletion queue, and every link count matches the names"
+                    : $"repaired: {string.Join("; ", repaired)}; every other object belongs to a file or waits in the deletion queue");
                 return;
             }
 
@@ -349,6 +405,20 @@ internal static class FsckCommand
             if (Dangling.Count > 0)
             {
                 problems.Add($"{Dangling.Select(d => d.Ino).Distinct().Count():N0} files with objects on retired or unknown targets; their data there is lost unless the target comes back");
+            }
+
+            var namespaceLeft = NamespaceLeft.ToList();
+            if (namespaceLeft.Count > 0 || Namespace.More)
+            {
+                var fixable = namespaceLeft.Count(p => p.Kind is "link-count" or "parent");
+                problems.Add($"{namespaceLeft.Count:N0}{(Namespace.More ? "+" : "")} namespace problems"
+                    + (fixable > 0 ? $" ({fixable:N0} link counts or parents: parafs fsck --repair sets them)" : "")
+                    + (fixable < namespaceLeft.Count ? "; names that lead nowhere, inodes without a name and unreachable directories are not repaired: restore the metadata store from a copy if there is one (README: parafs fsck)" : ""));
+            }
+
+            if (NamespaceNotChecked is not null)
+            {
+                problems.Add("the namespace not checked");
             }
 
             var notChecked = _targets.Values.Count(t => t.NotChecked is not null);
@@ -377,6 +447,14 @@ internal static class FsckCommand
             }),
             Orphans = Orphans.Select(o => new { o.Target, o.Object, o.Bytes, o.Ahead, o.Deleted }),
             Dangling = Dangling.Select(d => new { d.Ino, d.Target, d.Object, d.Why }),
+            Namespace = new
+            {
+                Checked = NamespaceNotChecked is null,
+                Namespace.Inodes,
+                Namespace.Directories,
+                Namespace.More,
+                Problems = Namespace.Problems.Select(p => new { p.Kind, p.Ino, p.Parent, p.Name, p.Detail, p.Repaired }),
+            },
         };
 
         private static string Count(long n) => n.ToString("N0", CultureInfo.InvariantCulture);

@@ -209,6 +209,20 @@ public sealed partial class MdsNamespace
         });
     }
 
+    /// <summary>parafs fsck's namespace check (<see cref="Namespace.NamespaceCheck"/>); with repair, in a write transaction.</summary>
+    public Task<NamespaceCheckReply> CheckNamespaceAsync(RequestContext context, bool repair, int limit)
+    {
+        if (context.Caller.Uid != 0)
+        {
+            throw new ParaFsException(Errno.EPERM, "only root may check the namespace (parafs fsck)");
+        }
+
+        limit = Math.Clamp(limit, 1, 100_000);
+        return repair
+            ? _store.WriteAsync(tx => NamespaceCheck.Run(tx, repair: true, limit))
+            : _store.ReadAsync(tx => NamespaceCheck.Run(tx, repair: false, limit));
+    }
+
     /// <summary>At startup: finds files whose retired objects were not deleted before the MDS stopped.</summary>
     public async Task<int> FindRetiringAsync(CancellationToken cancellationToken)
     {

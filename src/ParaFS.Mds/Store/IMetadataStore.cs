@@ -50,6 +50,20 @@ public interface IStoreTransaction
     /// <summary>Inodes with no name left (nlink 0) kept because a client had them open.</summary>
     IReadOnlyList<long> ListOrphans();
 
+    /// <summary>
+    /// Inodes the entries do not bear out, in inode order, at most <paramref name="limit"/>: a
+    /// file or link whose nlink is not its number of names; a directory whose nlink is not 2 plus
+    /// its subdirectories, that has other than one name (the root: none), or whose parent is not
+    /// the directory naming it. An orphan (nlink 0, no name) is fine.
+    /// </summary>
+    IReadOnlyList<LinkCountFinding> FindLinkCountMismatches(int limit);
+
+    /// <summary>Entries naming an inode that does not exist, or kept in an inode that does not exist or is not a directory; at most <paramref name="limit"/>.</summary>
+    IReadOnlyList<BrokenEntry> FindBrokenEntries(int limit);
+
+    /// <summary>Calls <paramref name="visit"/> with (directory, the directory naming it) for every name of every directory.</summary>
+    void ForEachDirectoryName(Action<long, long> visit);
+
     long? LookupEntry(long parent, string name);
 
     void InsertEntry(long parent, string name, long ino);

@@ -73,3 +73,12 @@ public sealed record TargetRecord
 }
 
 public readonly record struct ObjectDeletion(long Id, int TargetId, long ObjectId);
+
+/// <summary>
+/// An inode whose link count or names the entries do not bear out (parafs fsck): how many names
+/// it has, how many subdirectories (directories), and the directory holding its first name.
+/// </summary>
+public sealed record LinkCountFinding(long Ino, FileType Type, long Nlink, long Names, long Subdirectories, long Parent, long? NamedIn);
+
+/// <summary>An entry naming an inode that does not exist, or kept in something that is not a directory (parafs fsck).</summary>
+public sealed record BrokenEntry(long Parent, string Name, long Ino, bool InodeMissing, bool ParentNotDirectory);

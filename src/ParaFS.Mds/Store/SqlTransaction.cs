@@ -49,6 +49,43 @@ internal abstract class SqlTransaction : IStoreTransaction
 
     public IReadOnlyList<long> ListOrphans() => StoreRows.All(Query("SELECT ino FROM inodes WHERE nlink = 0"), static r => r.GetInt64(0));
 
+    public IReadOnlyList<LinkCountFinding> FindLinkCountMismatches(int limit) => StoreRows.All(
+        Query(
+            """
+            SELECT i.ino, i.type, i.nlink, COALESCE(n.names, 0), COALESCE(s.subdirs, 0), i.parent, n.named_in
+            FROM inodes i
+            LEFT JOIN (SELECT ino, count(*) AS names, min(parent) AS named_in FROM entries GROUP BY ino) n ON n.ino = i.ino
+            LEFT JOIN (SELECT e.parent AS dir, count(*) AS subdirs FROM entries e JOIN inodes c ON c.ino = e.ino WHERE c.type = $1 GROUP BY e.parent) s ON s.dir = i.ino
+            WHERE (i.type <> $1 AND i.nlink <> COALESCE(n.names, 0))
+               OR (i.type = $1 AND (i.nlink > 0 OR COALESCE(n.names, 0) > 0) AND (
+                    i.nlink <> 2 + COALESCE(s.subdirs, 0)
+                    OR COALESCE(n.names, 0) <> (CASE WHEN i.ino = $2 THEN 0 ELSE 1 END)
+                    OR (i.ino <> $2 AND n.named_in <> i.parent)))
+            ORDER BY i.ino LIMIT $3
+            """,
+            (int)FileType.Directory, Namespace.MdsNamespace.RootIno, (long)limit),
+        static r => new LinkCountFinding(r.GetInt64(0), (FileType)r.GetInt32(1), r.GetInt64(2), r.GetInt64(3), r.GetInt64(4), r.GetInt64(5), r.IsDBNull(6) ? null : r.GetInt64(6)));
+
+    public IReadOnlyList<BrokenEntry> FindBrokenEntries(int limit) => StoreRows.All(
+        Query(
+            """
+            SELECT e.parent, e.name, e.ino, CASE WHEN i.ino IS NULL THEN 1 ELSE 0 END, CASE WHEN p.ino IS NULL OR p.type <> $1 THEN 1 ELSE 0 END
+            FROM entries e LEFT JOIN inodes i ON i.ino = e.ino LEFT JOIN inodes p ON p.ino = e.parent
+            WHERE i.ino IS NULL OR p.ino IS NULL OR p.type <> $1
+            ORDER BY e.parent, e.name LIMIT $2
+            """,
+            (int)FileType.Directory, (long)limit),
+        static r => new BrokenEntry(r.GetInt64(0), r.GetString(1), r.GetInt64(2), r.GetInt32(3) == 1, r.GetInt32(4) == 1));
+
+    public void ForEachDirectoryName(Action<long, long> visit)
+    {
+        using var reader = Query("SELECT e.ino, e.parent FROM entries e JOIN inodes i ON i.ino = e.ino WHERE i.type = $1", (int)FileType.Directory);
+        while (reader.Read())
+        {
+            visit(reader.GetInt64(0), reader.GetInt64(1));
+        }
+    }
+
     public long? LookupEntry(long parent, string name) => Scalar("SELECT ino FROM entries WHERE parent = $1 AND name = $2", parent, name) as long?;
 
     public void InsertEntry(long parent, string name, long ino) =>
