@@ -10,10 +10,10 @@ namespace ParaFS.Client;
 /// <summary>
 /// The client's side of the MDS: one session, kept across reconnects. Every new connection
 /// (after a network break or an MDS restart) re-attaches the session and brings back the
-/// handles this client holds open and the advisory locks it holds. Calls that cannot reach the MDS are retried with backoff up
-/// to a limit. A call cut off after it was sent is retried when repeating it is harmless, or when
-/// it carries a replay tag and the MDS keeps replies: then the MDS answers a call it already ran
-/// from the record of its reply instead of running it again.
+/// handles this client holds open and the advisory locks it holds. Calls that cannot reach the
+/// MDS are retried with backoff up to a limit. A call cut off after it was sent is retried when
+/// repeating it is harmless, or when it carries a replay tag and the MDS keeps replies: then the
+/// MDS answers a call it already ran from the record of its reply instead of running it again.
 /// </summary>
 internal sealed class MetadataClient : IAsyncDisposable
 {
