@@ -4,6 +4,7 @@ using Xunit.Abstractions;
 namespace ParaFS.Mds.Tests;
 
 /// <summary>parafs fsck's record of what a target holds and which of it the MDS refers to.</summary>
+[Collection(HeldObjectsTests.Alone)]
 public sealed class HeldObjectsTests(ITestOutputHelper output)
 {
     [Fact]
@@ -46,9 +47,13 @@ public sealed class HeldObjectsTests(ITestOutputHelper output)
         Assert.Throws<InvalidDataException>(() => held.AddPage([0x0f]));
     }
 
+    /// <summary>The memory test reads the process's whole heap, so no other test may run beside it.</summary>
+    public const string Alone = "HeldObjects memory, alone";
+
     /// <summary>
     /// fsck's memory is bounded by what the targets hold, about 8 bytes and a bit an object
-    /// (array growth may leave up to twice that), whatever the MDS names.
+    /// (array growth may leave up to twice that), whatever the MDS names. The heap figure moves
+    /// by a few hundred KB with what the runtime frees meanwhile (a CI run read 7.96), hence 7.
     /// </summary>
     [Fact]
     public void AMillionObjectsTakeAboutEightBytesEach()
@@ -91,6 +96,10 @@ public sealed class HeldObjectsTests(ITestOutputHelper output)
         Assert.Empty(held.Unreferenced());
         var perObject = (double)bytes / Objects;
         output.WriteLine($"report: fsck's record of {Objects:N0} held objects: {perObject:F1} bytes per object; a HashSet of the same ids alone {(double)setBytes / Objects:F1}");
-        Assert.InRange(perObject, 8, 17);
+        Assert.InRange(perObject, 7, 17);
     }
 }
+
+/// <summary>Runs <see cref="HeldObjectsTests"/> with no other test class beside it.</summary>
+[CollectionDefinition(HeldObjectsTests.Alone, DisableParallelization = true)]
+public sealed class HeldObjectsAloneCollection;
