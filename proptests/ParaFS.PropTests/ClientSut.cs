@@ -59,6 +59,9 @@ public sealed class ClientSut : ISystemUnderTest
 
     public Task PunchAsync(int slot, long offset, long length) => _client.PunchHoleAsync(_handles[slot], offset, length);
 
+    public Task<long> SeekAsync(int slot, long offset, bool hole) =>
+        _client.SeekAsync(_handles[slot], offset, hole ? ParaFsClient.SeekHole : ParaFsClient.SeekData);
+
     public Task FsyncAsync(int slot) => _client.FsyncAsync(_handles[slot]);
 
     public async Task CloseAsync(int slot)

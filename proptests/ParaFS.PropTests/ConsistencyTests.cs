@@ -153,6 +153,11 @@ public sealed class ConsistencyTests(ClusterFixture fixture, ITestOutputHelper o
                 < 9 => new FsyncOp(0),
                 _ => new ReadOp(0, random.Next(0, 600_000), random.Next(1, 200_000)),
             });
+            if (i % 3 == 0)
+            {
+                ops.Add(new SeekOp(0, random.Next(0, 600_000), Hole: (i & 1) == 0));
+            }
+
             ops.Add(new ReadOp(0, 0, 800_000));
         }
 

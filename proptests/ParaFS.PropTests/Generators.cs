@@ -33,6 +33,7 @@ public static class Generators
         (10, from h in Gen.Choose(0, 9) from o in Gen.Choose(0, 300_000) from n in Gen.Choose(1, 300_000) select (Op)new ReadOp(h, o, n)),
         (4, from p in Path from s in Gen.Choose(0, 300_000) select (Op)new TruncateOp(p, s)),
         (3, from h in Gen.Choose(0, 9) from o in Gen.Choose(0, 200_000) from n in Gen.Choose(1, 100_000) select (Op)new PunchOp(h, o, n)),
+        (3, from h in Gen.Choose(0, 9) from o in Offset from hole in Gen.Elements(true, false) select (Op)new SeekOp(h, o, hole)),
         (3, Gen.Choose(0, 9).Select(h => (Op)new FsyncOp(h))),
         (5, Gen.Choose(0, 9).Select(h => (Op)new CloseOp(h))),
         (6, from a in Path from b in Path select (Op)new RenameOp(a, b)),

@@ -105,6 +105,9 @@ public sealed class MountSut : ISystemUnderTest
         return Task.CompletedTask;
     }
 
+    public Task<long> SeekAsync(int slot, long offset, bool hole) =>
+        Task.FromResult(Check(Libc.LseekFd(_fds[slot], offset, hole ? Libc.SeekHoleWhence : Libc.SeekDataWhence), $"slot {slot}"));
+
     public Task FsyncAsync(int slot)
     {
         Check(Libc.FsyncFd(_fds[slot]), $"slot {slot}");

@@ -183,6 +183,52 @@ public sealed record PunchOp(int Handle, long Offset, long Length) : Op
     }
 }
 
+/// <summary>
+/// lseek SEEK_DATA or SEEK_HOLE. Where a backend keeps data and holes depends on how it allocates
+/// (4 KiB blocks, 128 KiB chunks, bytes written as zeros), so the answer is not compared with one
+/// exact offset: it must be sound for the model's bytes. SEEK_DATA may not skip a byte that is not
+/// zero and must land before the end (ENXIO only where nothing but zeros is left); SEEK_HOLE must
+/// land on a zero byte or at the end. Past the end both are ENXIO.
+/// </summary>
+public sealed record SeekOp(int Handle, long Offset, bool Hole) : Op
+{
+    public override bool Applicable(Model m) => m.SlotAt(Handle) is not null;
+
+    public override (Model, Outcome) Apply(Model m) =>
+        (m, Offset >= m.Files[m.Handles[m.SlotAt(Handle)!.Value]].Bytes.Length ? Outcome.Of(Errno.ENXIO) : Outcome.Ok);
+
+    public override async Task<Outcome> RunAsync(ISystemUnderTest sut, Model before)
+    {
+        var bytes = before.Files[before.Handles[before.SlotAt(Handle)!.Value]].Bytes;
+        var size = bytes.Length;
+        long found;
+        try
+        {
+            found = await sut.SeekAsync(before.SlotAt(Handle)!.Value, Offset, Hole);
+        }
+        catch (ParaFsException e) when (e.Errno == Errno.ENXIO && !Hole && Offset < size)
+        {
+            var skipped = bytes.AsSpan()[(int)Offset..].IndexOfAnyExcept((byte)0);
+            return skipped < 0 ? Outcome.Ok : Wrong($"ENXIO, but byte {Offset + skipped} is not zero");
+        }
+
+        if (found < Offset || found > size || (!Hole && found == size))
+        {
+            return Wrong($"{found}, outside [{Offset}, {size}{(Hole ? "]" : ")")}");
+        }
+
+        if (Hole)
+        {
+            return found == size || bytes[(int)found] == 0 ? Outcome.Ok : Wrong($"{found}, where the byte is {bytes[(int)found]}");
+        }
+
+        var nonZero = bytes.AsSpan()[(int)Offset..(int)found].IndexOfAnyExcept((byte)0);
+        return nonZero < 0 ? Outcome.Ok : Wrong($"{found}, past data at {Offset + nonZero}");
+    }
+
+    private Outcome Wrong(string answer) => new(Errno.Ok, $"{(Hole ? "SEEK_HOLE" : "SEEK_DATA")} at {Offset} answered {answer}");
+}
+
 public sealed record FsyncOp(int Handle) : Op
 {
     public override bool Applicable(Model m) => m.SlotAt(Handle) is not null;

@@ -24,6 +24,9 @@ public interface ISystemUnderTest : IAsyncDisposable
 
     Task PunchAsync(int slot, long offset, long length);
 
+    /// <summary>lseek SEEK_HOLE (<paramref name="hole"/>) or SEEK_DATA from <paramref name="offset"/>.</summary>
+    Task<long> SeekAsync(int slot, long offset, bool hole);
+
     Task FsyncAsync(int slot);
 
     Task CloseAsync(int slot);

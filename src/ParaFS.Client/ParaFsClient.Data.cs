@@ -385,24 +385,74 @@ public sealed partial class ParaFsClient
     }
 
     /// <summary>
-    /// lseek SEEK_DATA / SEEK_HOLE. ParaFS answers at file granularity: the whole of [0, size) counts
-    /// as data and the only hole is at the end of file (what Linux answers for file systems that do
-    /// not track holes). A hole punched inside the file reads as zeros but is not reported here.
+    /// lseek SEEK_DATA / SEEK_HOLE. Each object of the layout is asked (in parallel) for its next
+    /// data or hole past the point where the file offset falls in it, and the answers are mapped
+    /// back to file offsets: the nearest wins. RAID-0 maps an object's bytes to file offsets in
+    /// order, so the first data (or hole) of an object after that point is the first of the file
+    /// that the object holds. The end of file is a hole; what this client wrote and has not yet
+    /// sent counts once it lands (the writes are drained first). An OST older than the call
+    /// (ENOSYS) is taken to hold data throughout, as Linux answers for a file system without holes.
     /// </summary>
-    public async Task<long> SeekAsync(FileHandle handle, long offset, int whence)
+    public async Task<long> SeekAsync(FileHandle handle, long offset, int whence, CancellationToken cancellationToken = default)
     {
-        var size = await CurrentSizeAsync(handle, CancellationToken.None).ConfigureAwait(false);
+        if (whence is not (SeekData or SeekHole))
+        {
+            throw new ParaFsException(Errno.EINVAL, $"whence {whence} is not SEEK_DATA or SEEK_HOLE");
+        }
+
+        if (_writes.TryGetValue(handle.Ino, out var writes) && !writes.IsIdle)
+        {
+            await writes.DrainAsync().ConfigureAwait(false);
+        }
+
+        var size = await CurrentSizeAsync(handle, cancellationToken).ConfigureAwait(false);
         if (offset < 0 || offset >= size)
         {
             throw new ParaFsException(Errno.ENXIO, $"offset {offset} is at or past the end of inode {handle.Ino} ({size} bytes)");
         }
 
-        return whence switch
+        await RefreshLayoutIfStaleAsync(handle, cancellationToken).ConfigureAwait(false);
+        var view = handle.View;
+        var hole = whence == SeekHole;
+        var objects = view.Layout.Objects;
+        long? nearest = null;
+        if (objects.Count > 0 && view.Map.StripeCount > 0)
         {
-            SeekData => offset,
-            SeekHole => size,
-            _ => throw new ParaFsException(Errno.EINVAL, $"whence {whence} is not SEEK_DATA or SEEK_HOLE"),
-        };
+            var found = await Task.WhenAll(Enumerable.Range(0, Math.Min(objects.Count, view.Map.StripeCount))
+                .Select(k => SeekObjectAsync(objects[k], view.Map, k, offset, hole, cancellationToken))).ConfigureAwait(false);
+            nearest = found.Where(f => f.HasValue).Min();
+        }
+
+        if (hole)
+        {
+            return Math.Min(nearest ?? size, size);
+        }
+
+        return nearest is { } data && data < size
+            ? data
+            : throw new ParaFsException(Errno.ENXIO, $"inode {handle.Ino} holds no data at or after offset {offset} (size {size})");
+    }
+
+    /// <summary>The file offset of object <paramref name="index"/>'s next data or hole at or after file offset <paramref name="offset"/>; null: none.</summary>
+    private async Task<long?> SeekObjectAsync(StripeObject entry, StripeMap map, int index, long offset, bool hole, CancellationToken cancellationToken)
+    {
+        var (holding, at) = map.Locate(offset);
+        var rowStart = at / map.StripeSize * map.StripeSize;
+
+        // The first byte of this object at or after the offset: in the offset's own stripe row if
+        // the object comes after the one holding the offset, in the next row if it comes before.
+        var from = index == holding ? at : index > holding ? rowStart : rowStart + map.StripeSize;
+        try
+        {
+            var request = new SeekRequest { ObjectId = entry.ObjectId, Offset = (ulong)from, Hole = hole };
+            using var reply = await _objects.CallAsync(entry.TargetId, Methods.OstSeek, request, default, default, cancellationToken).ConfigureAwait(false);
+            var found = reply.ParseMessage(SeekReply.Parser);
+            return found.Found ? map.FileOffset(index, (long)found.Offset) : null;
+        }
+        catch (RpcException e) when (e.Errno == Errno.ENOSYS)
+        {
+            return hole ? null : map.FileOffset(index, from);
+        }
     }
 
     /// <summary>

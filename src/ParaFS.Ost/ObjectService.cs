@@ -7,7 +7,7 @@ using ParaFS.Protocol.Rpc;
 namespace ParaFS.Ost;
 
 /// <summary>
-/// The object methods (ost.proto, 300-308): checks each request, calls the backend, counts and
+/// The object methods (ost.proto, 300-309): checks each request, calls the backend, counts and
 /// times it. Read replies carry their bytes in a pooled buffer the RPC layer returns once sent, or
 /// (large reads on a bulk connection from a dir target) as a range of the object's file.
 /// </summary>
@@ -32,6 +32,7 @@ internal sealed class ObjectService(OstMetrics metrics, int maxReadBytes)
         dispatcher.Register(Methods.OstSync, SyncRequest.Parser, Measured<SyncRequest>("sync", SyncAsync));
         dispatcher.Register(Methods.OstList, ListRequest.Parser, Measured<ListRequest>("list", ListAsync));
         dispatcher.Register(Methods.OstStatFs, Empty.Parser, Measured<Empty>("statfs", StatFs));
+        dispatcher.Register(Methods.OstSeek, SeekRequest.Parser, Measured<SeekRequest>("seek", SeekAsync));
     }
 
     private Func<T, RpcRequest, ValueTask<RpcResult>> Measured<T>(string operation, Func<T, RpcRequest, Attached, ValueTask<RpcResult>> handler) =>
@@ -130,6 +131,13 @@ internal sealed class ObjectService(OstMetrics metrics, int maxReadBytes)
             Size = (ulong)attributes.Size,
             AllocatedBytes = (ulong)attributes.AllocatedBytes,
         });
+    }
+
+    private static async ValueTask<RpcResult> SeekAsync(SeekRequest request, RpcRequest call, Attached target)
+    {
+        var offset = ObjectBounds.CheckRange(request.ObjectId, "seek", request.Offset, 0);
+        var found = await target.Backend.SeekAsync(request.ObjectId, offset, request.Hole, call.Aborted).ConfigureAwait(false);
+        return new RpcResult(new SeekReply { Found = found.Offset.HasValue, Offset = (ulong)(found.Offset ?? 0), ObjectSize = (ulong)found.ObjectSize });
     }
 
     private static async ValueTask<RpcResult> DeleteAsync(ObjectRequest request, RpcRequest call, Attached target)

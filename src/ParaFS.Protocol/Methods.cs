@@ -73,6 +73,9 @@ public static class Methods
     public const uint OstList = 307;
     public const uint OstStatFs = 308;
 
+    /// <summary>SEEK_DATA / SEEK_HOLE within one object (SeekRequest -> SeekReply); an older OST answers ENOSYS.</summary>
+    public const uint OstSeek = 309;
+
     // Pushes from the MDS to clients (no reply; messages in mds.proto).
     public const uint PushEntryChanged = 400;
     public const uint PushAttrChanged = 401;

@@ -74,6 +74,47 @@ public sealed class DataPathTests : IAsyncLifetime
         Assert.True(all.AsSpan(10 * 1024 * 1024).SequenceEqual(tail));
     }
 
+    /// <summary>
+    /// lseek SEEK_DATA / SEEK_HOLE over four objects: the answer is the nearest of the objects'
+    /// answers mapped back to file offsets, whichever object holds the offset asked.
+    /// </summary>
+    [Fact]
+    public async Task Seek_data_and_hole_find_written_stripes_across_the_objects()
+    {
+        const int Stripe = 64 * 1024;
+        var handle = await CreateAsync("seek", Stripe, 4);
+
+        // Written: stripe 1 (object 1, row 0), stripes 6 and 7 (objects 2 and 3 of row 1: one run
+        // of data across two objects), and 1000 bytes of stripe 13 (object 1 again, row 3).
+        await _client.WriteAsync(handle, Stripe, RandomNumberGenerator.GetBytes(Stripe));
+        await _client.WriteAsync(handle, 6 * Stripe, RandomNumberGenerator.GetBytes(2 * Stripe));
+        await _client.WriteAsync(handle, 13 * Stripe, RandomNumberGenerator.GetBytes(1000));
+        const long Size = (13 * Stripe) + 1000;
+
+        Assert.Equal(Stripe, await _client.SeekAsync(handle, 0, ParaFsClient.SeekData));
+        Assert.Equal(0, await _client.SeekAsync(handle, 0, ParaFsClient.SeekHole));
+        Assert.Equal(Stripe + 100, await _client.SeekAsync(handle, Stripe + 100, ParaFsClient.SeekData));
+        Assert.Equal(2 * Stripe, await _client.SeekAsync(handle, Stripe + 100, ParaFsClient.SeekHole));
+        Assert.Equal(6 * Stripe, await _client.SeekAsync(handle, (2 * Stripe) + 5, ParaFsClient.SeekData));
+        Assert.Equal(8 * Stripe, await _client.SeekAsync(handle, 6 * Stripe, ParaFsClient.SeekHole));
+        Assert.Equal((7 * Stripe) + 1, await _client.SeekAsync(handle, (7 * Stripe) + 1, ParaFsClient.SeekData));
+        Assert.Equal(13 * Stripe, await _client.SeekAsync(handle, 8 * Stripe, ParaFsClient.SeekData));
+        Assert.Equal(Size, await _client.SeekAsync(handle, 13 * Stripe, ParaFsClient.SeekHole));
+
+        // At or past the end, and in the trailing hole of a file grown by truncate: ENXIO for data.
+        var past = await Assert.ThrowsAsync<ParaFsException>(() => _client.SeekAsync(handle, Size, ParaFsClient.SeekHole));
+        Assert.Equal(Errno.ENXIO, past.Errno);
+        await _client.SetAttrAsync(Me, new SetAttrRequest { Ino = handle.Ino, Valid = (uint)SetAttrField.Size, Size = 20 * Stripe }, handle);
+        Assert.Equal(Size, await _client.SeekAsync(handle, 13 * Stripe, ParaFsClient.SeekHole));
+        var none = await Assert.ThrowsAsync<ParaFsException>(() => _client.SeekAsync(handle, 15 * Stripe, ParaFsClient.SeekData));
+        Assert.Equal(Errno.ENXIO, none.Errno);
+        Assert.Equal(15 * Stripe, await _client.SeekAsync(handle, 15 * Stripe, ParaFsClient.SeekHole));
+
+        // A punched stripe turns into a hole.
+        await _client.PunchHoleAsync(handle, Stripe, Stripe);
+        Assert.Equal(6 * Stripe, await _client.SeekAsync(handle, 0, ParaFsClient.SeekData));
+    }
+
     [Fact]
     public async Task Truncate_down_and_up_across_stripe_boundaries_leaves_no_old_bytes()
     {

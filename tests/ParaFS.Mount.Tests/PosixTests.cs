@@ -72,6 +72,35 @@ public sealed class PosixTests(MountFixture fixture) : IClassFixture<MountFixtur
         await Shell.OkAsync($"cmp -i 1048576:0 -n 2097152 '{dir}/p' /dev/zero && test $(stat -c %s '{dir}/p') = 4194304");
     }
 
+    /// <summary>lseek(2) SEEK_DATA / SEEK_HOLE through the kernel (FUSE_LSEEK) find the holes dd and fallocate left.</summary>
+    [MountFact]
+    public async Task Lseek_data_and_hole_find_what_dd_and_fallocate_left()
+    {
+        var dir = Fresh("seek");
+        await Shell.OkAsync($"dd if=/dev/urandom of='{dir}/s' bs=1M count=1 seek=100 status=none");
+        await Shell.OkAsync($"head -c 4194304 /dev/urandom > '{dir}/p' && fallocate -p -o 1048576 -l 2097152 '{dir}/p'");
+        const string Seek = "import os, sys\n" +
+            "fd = os.open(sys.argv[1], os.O_RDONLY)\n" +
+            "for a in sys.argv[2:]:\n" +
+            "    how, at = a.split(\"@\")\n" +
+            "    try: print(os.lseek(fd, int(at), os.SEEK_DATA if how == \"data\" else os.SEEK_HOLE))\n" +
+            "    except OSError as e: print(\"errno\", e.errno)\n";
+        var script = Path.Combine(Path.GetTempPath(), $"parafs-seek-{Guid.NewGuid():N}.py");
+        await File.WriteAllTextAsync(script, Seek);
+        try
+        {
+            const int MiB = 1024 * 1024;
+            var sparse = await Shell.OkAsync($"python3 '{script}' '{dir}/s' data@0 hole@0 data@{(100 * MiB) + 5} hole@{100 * MiB} data@{101 * MiB}");
+            Assert.Equal($"{100 * MiB}\n0\n{(100 * MiB) + 5}\n{101 * MiB}\nerrno 6\n", sparse);
+            var punched = await Shell.OkAsync($"python3 '{script}' '{dir}/p' data@0 hole@0 data@{MiB} hole@{3 * MiB}");
+            Assert.Equal($"0\n{MiB}\n{3 * MiB}\n{4 * MiB}\n", punched);
+        }
+        finally
+        {
+            File.Delete(script);
+        }
+    }
+
     [MountFact]
     public async Task Cp_a_and_tar_x_of_a_real_tree_match_the_source_with_diff_r()
     {

@@ -161,6 +161,35 @@ public abstract class ObjectBackendContract : IDisposable
     }
 
     [SuiteFact]
+    public async Task Seek_finds_the_next_data_and_hole_and_the_end_counts_as_a_hole()
+    {
+        // Data in [0, 1 MiB) and [8 MiB, 8 MiB + 4 KiB); between them a hole. Both edges sit on
+        // a block of every backend here (4 KiB file system blocks, 128 KiB chunks).
+        const long End = (8 * MiB) + 4096;
+        await _backend.WriteAsync(9, 0, RandomNumberGenerator.GetBytes(MiB), default);
+        await _backend.WriteAsync(9, 8 * MiB, RandomNumberGenerator.GetBytes(4096), default);
+
+        Assert.Equal(new ObjectSeek(0, End), await _backend.SeekAsync(9, 0, hole: false, default));
+        Assert.Equal(new ObjectSeek(4096, End), await _backend.SeekAsync(9, 4096, hole: false, default));
+        Assert.Equal(new ObjectSeek(MiB, End), await _backend.SeekAsync(9, 0, hole: true, default));
+        Assert.Equal(new ObjectSeek(8 * MiB, End), await _backend.SeekAsync(9, MiB, hole: false, default));
+        Assert.Equal(new ObjectSeek(3 * MiB, End), await _backend.SeekAsync(9, 3 * MiB, hole: true, default));
+        Assert.Equal(new ObjectSeek(End, End), await _backend.SeekAsync(9, 8 * MiB, hole: true, default));
+
+        // At and past the end: all hole, no data.
+        Assert.Equal(new ObjectSeek(End, End), await _backend.SeekAsync(9, End, hole: true, default));
+        Assert.Equal(new ObjectSeek(null, End), await _backend.SeekAsync(9, End, hole: false, default));
+        Assert.Equal(new ObjectSeek(null, End), await _backend.SeekAsync(9, End + MiB, hole: false, default));
+
+        // A missing object is one hole; a punched range becomes one.
+        Assert.Equal(new ObjectSeek(5, 0), await _backend.SeekAsync(77, 5, hole: true, default));
+        Assert.Equal(new ObjectSeek(null, 0), await _backend.SeekAsync(77, 5, hole: false, default));
+        await _backend.PunchAsync(9, 0, MiB, default);
+        Assert.Equal(new ObjectSeek(8 * MiB, End), await _backend.SeekAsync(9, 0, hole: false, default));
+        Assert.Equal(new ObjectSeek(0, End), await _backend.SeekAsync(9, 0, hole: true, default));
+    }
+
+    [SuiteFact]
     public async Task Truncate_shrinks_and_extends_with_zeros()
     {
         var data = RandomNumberGenerator.GetBytes(10_000);

@@ -189,6 +189,11 @@ public sealed class RpcObjectTests : IAsyncLifetime
         Assert.Equal(Errno.EINVAL, e.Errno);
         Assert.Contains("truncate of object 8", e.Message, StringComparison.Ordinal);
 
+        e = await Assert.ThrowsAsync<RpcException>(() =>
+            _ost.Client.CallAsync(Methods.OstSeek, new SeekRequest { ObjectId = 9, Offset = ulong.MaxValue, Hole = true }, SeekReply.Parser));
+        Assert.Equal(Errno.EINVAL, e.Errno);
+        Assert.Contains("seek of object 9", e.Message, StringComparison.Ordinal);
+
         // Nothing was created, and the connection still serves.
         Assert.Equal(0UL, (await _ost.Client.CallAsync(Methods.OstStatFs, new Empty(), StatFsReply.Parser)).Objects);
     }

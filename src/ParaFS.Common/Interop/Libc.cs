@@ -46,6 +46,10 @@ public static partial class Libc
     private const int ORdWr = 2;
     private const int ODirect = 0x4000;
     private const int SeekEnd = 2;
+
+    /// <summary>lseek(2) whence values from linux/fs.h (Linux 3.1+): the next data, the next hole.</summary>
+    public const int SeekDataWhence = 3;
+    public const int SeekHoleWhence = 4;
     private const int OCreat = 0x40;
     private const int LockExclusive = 2;
     private const int LockNonBlocking = 4;
@@ -65,6 +69,10 @@ public static partial class Libc
 
     [LibraryImport(Library, EntryPoint = "fsync", SetLastError = true)]
     public static partial int FsyncFd(int fd);
+
+    /// <summary>lseek(2) on a raw descriptor; -1 with errno on failure.</summary>
+    [LibraryImport(Library, EntryPoint = "lseek", SetLastError = true)]
+    public static partial long LseekFd(int fd, long offset, int whence);
 
     [LibraryImport(Library, EntryPoint = "fallocate", SetLastError = true)]
     public static partial int FallocateFd(int fd, int mode, long offset, long length);
@@ -194,6 +202,15 @@ public static partial class Libc
 
         return new SafeFileHandle(fd, ownsHandle: true);
     }
+
+    /// <summary>
+    /// lseek(2) with SEEK_DATA (<paramref name="hole"/> false) or SEEK_HOLE: the offset of the next
+    /// data or hole at or after <paramref name="offset"/>; -1 with errno ENXIO where no data lies
+    /// there (or <paramref name="offset"/> is at or past the end). A file system that does not
+    /// track holes answers as if the whole file were data (the kernel's generic answer).
+    /// </summary>
+    public static long SeekDataOrHole(SafeFileHandle fd, long offset, bool hole) =>
+        Lseek(fd, offset, hole ? SeekHoleWhence : SeekDataWhence);
 
     /// <summary>The size of an open file or block device (lseek to its end; works where st_size does not, on block devices).</summary>
     public static long SizeOf(SafeFileHandle fd, string what)

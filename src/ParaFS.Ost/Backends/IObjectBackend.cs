@@ -25,6 +25,13 @@ public interface IObjectBackend : IDisposable
 
     ValueTask<ObjectAttributes> GetAttributesAsync(ulong objectId, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// SEEK_DATA (<paramref name="hole"/> false) or SEEK_HOLE within the object: the first offset at
+    /// or after <paramref name="offset"/> where allocated data (or a hole) starts. The object's end
+    /// counts as a hole and a missing object is all hole; null when no data lies at or after the offset.
+    /// </summary>
+    ValueTask<ObjectSeek> SeekAsync(ulong objectId, long offset, bool hole, CancellationToken cancellationToken);
+
     /// <summary>Removes the object; true when it existed.</summary>
     ValueTask<bool> DeleteAsync(ulong objectId, CancellationToken cancellationToken);
 
@@ -57,6 +64,9 @@ public readonly record struct ObjectFileRange(FilePayload? Payload, long ObjectS
 
 /// <summary>What a read found: bytes placed in the destination, the object's size, and whether it exists.</summary>
 public readonly record struct ObjectRead(int BytesRead, long ObjectSize, bool Exists);
+
+/// <summary>What <see cref="IObjectBackend.SeekAsync"/> found: the offset (null: no data at or after the one asked) and the object's size.</summary>
+public readonly record struct ObjectSeek(long? Offset, long ObjectSize);
 
 public readonly record struct ObjectAttributes(bool Exists, long Size, long AllocatedBytes);
 

@@ -323,6 +323,45 @@ public sealed class BlockBackend : IObjectBackend
         }
     }
 
+    /// <summary>Data is a mapped chunk (a whole chunk counts, though only part of it may have been written).</summary>
+    public ValueTask<ObjectSeek> SeekAsync(ulong objectId, long offset, bool hole, CancellationToken cancellationToken)
+    {
+        ObjectBounds.CheckRange(objectId, "seek", offset, 0);
+        var chunk = _format.ChunkSize;
+        lock (_lock)
+        {
+            if (!_index.Objects.TryGetValue(objectId, out var o) || offset >= o.Size)
+            {
+                var size = o?.Size ?? 0;
+                return ValueTask.FromResult(new ObjectSeek(hole ? offset : null, size));
+            }
+
+            var index = offset / chunk;
+            if (hole)
+            {
+                while (o.Chunks.ContainsKey(index) && (index + 1) * chunk < o.Size)
+                {
+                    index++;
+                }
+
+                var at = o.Chunks.ContainsKey(index) ? o.Size : Math.Max(offset, index * chunk);
+                return ValueTask.FromResult(new ObjectSeek(at, o.Size));
+            }
+
+            // The chunk map is sorted: the first mapped chunk at or after the offset's.
+            foreach (var mapped in o.Chunks.Keys)
+            {
+                if (mapped >= index)
+                {
+                    var at = Math.Max(offset, mapped * chunk);
+                    return ValueTask.FromResult(new ObjectSeek(at < o.Size ? at : null, o.Size));
+                }
+            }
+
+            return ValueTask.FromResult(new ObjectSeek(null, o.Size));
+        }
+    }
+
     public async ValueTask<bool> DeleteAsync(ulong objectId, CancellationToken cancellationToken)
     {
         if (await LockObjectAsync(objectId, create: false, exclusive: true, cancellationToken).ConfigureAwait(false) is not { } o)

@@ -322,6 +322,34 @@ public sealed class DirBackend : IObjectBackend, IFileObjectBackend
         return ValueTask.FromResult(new ObjectAttributes(true, (long)stat.Size, (long)stat.Blocks * 512));
     }
 
+    public ValueTask<ObjectSeek> SeekAsync(ulong objectId, long offset, bool hole, CancellationToken cancellationToken)
+    {
+        ObjectBounds.CheckRange(objectId, "seek", offset, 0);
+        using var lease = _open.Open(objectId, create: false);
+        if (!lease.IsOpen)
+        {
+            return ValueTask.FromResult(new ObjectSeek(hole ? offset : null, 0));
+        }
+
+        var size = RandomAccess.GetLength(lease.File);
+        if (offset >= size)
+        {
+            // lseek answers ENXIO past the end for both; past its end an object is all hole.
+            return ValueTask.FromResult(new ObjectSeek(hole ? offset : null, size));
+        }
+
+        var found = Libc.SeekDataOrHole(lease.File, offset, hole);
+        if (found >= 0)
+        {
+            return ValueTask.FromResult(new ObjectSeek(found, size));
+        }
+
+        var errno = Libc.LastErrno;
+        return errno == Errno.ENXIO
+            ? ValueTask.FromResult(new ObjectSeek(hole ? size : null, size)) // a truncate moved the end under us
+            : throw Libc.Failure(errno, $"lseek {(hole ? "SEEK_HOLE" : "SEEK_DATA")} at {offset} of object {objectId} on {_target}");
+    }
+
     public ValueTask<bool> DeleteAsync(ulong objectId, CancellationToken cancellationToken)
     {
         _unsynced.TryRemove(objectId, out _);

@@ -136,39 +136,54 @@ internal sealed class OpenObjectCache : IDisposable
 
     /// <summary>
     /// Past capacity, one caller evicts the least recently used handles down to 7/8 of it, so the
-    /// scan runs once per capacity/8 opens rather than on every open.
+    /// scan runs once per capacity/8 opens rather than on every open. Handles opened during a scan
+    /// are not in its snapshot, and their openers, finding the scan under way, leave them to it:
+    /// so the evicting caller looks again once done, or the cache could stay over capacity for as
+    /// long as every later open finds its object cached.
     /// </summary>
     private void EvictIfOver()
     {
-        if (Volatile.Read(ref _count) <= _capacity || Interlocked.Exchange(ref _evicting, 1) != 0)
+        while (Volatile.Read(ref _count) > _capacity && Interlocked.Exchange(ref _evicting, 1) == 0)
         {
-            return;
-        }
+            bool evicted;
+            try
+            {
+                evicted = EvictLeastRecentlyUsed();
+            }
+            finally
+            {
+                Volatile.Write(ref _evicting, 0);
+            }
 
-        try
-        {
-            var entries = _handles.ToArray();
-            var excess = entries.Length - (_capacity - (_capacity / 8));
-            if (excess <= 0)
+            if (!evicted)
             {
                 return;
             }
+        }
+    }
 
-            var lastUsed = entries.Select(e => e.Value.LastUsed).ToArray();
-            Array.Sort(lastUsed, entries);
-            foreach (var entry in entries.AsSpan(0, excess))
+    /// <summary>Evicts down to 7/8 of capacity; false when nothing was over (a concurrent delete was on its way out).</summary>
+    private bool EvictLeastRecentlyUsed()
+    {
+        var entries = _handles.ToArray();
+        var excess = entries.Length - (_capacity - (_capacity / 8));
+        if (excess <= 0)
+        {
+            return false;
+        }
+
+        var lastUsed = entries.Select(e => e.Value.LastUsed).ToArray();
+        Array.Sort(lastUsed, entries);
+        foreach (var entry in entries.AsSpan(0, excess))
+        {
+            if (_handles.TryRemove(entry))
             {
-                if (_handles.TryRemove(entry))
-                {
-                    Interlocked.Decrement(ref _count);
-                    entry.Value.Release();
-                }
+                Interlocked.Decrement(ref _count);
+                entry.Value.Release();
             }
         }
-        finally
-        {
-            Volatile.Write(ref _evicting, 0);
-        }
+
+        return true;
     }
 
     private Lock Stripe(ulong objectId) => _stripes[(int)(objectId % StripeCount)];
