@@ -344,9 +344,10 @@ public sealed class DirBackend : IObjectBackend, IFileObjectBackend
             return ValueTask.FromResult(new ObjectSeek(found, size));
         }
 
+        // ENXIO: no data after the offset (or, for a hole, a truncate moved the end under us).
         var errno = Libc.LastErrno;
         return errno == Errno.ENXIO
-            ? ValueTask.FromResult(new ObjectSeek(hole ? size : null, size)) // a truncate moved the end under us
+            ? ValueTask.FromResult(new ObjectSeek(hole ? size : null, size))
             : throw Libc.Failure(errno, $"lseek {(hole ? "SEEK_HOLE" : "SEEK_DATA")} at {offset} of object {objectId} on {_target}");
     }
 
