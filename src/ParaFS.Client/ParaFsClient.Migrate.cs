@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Diagnostics;
-using System.Security.Cryptography;
 using ParaFS.Common;
 using ParaFS.Protocol;
 using ParaFS.Protocol.Mds;
@@ -80,7 +79,7 @@ public sealed partial class ParaFsClient
     /// between vendors") while any client keeps using it: the MDS gives the file a pending layout,
     /// every client holding it open switches to writing both and says so, then this copies the old
     /// objects into the new ones (holes skipped), makes them durable, compares both sides chunk by
-    /// chunk (SHA-256) and copies again, re-reading until stable, every chunk that differs (a write
+    /// chunk (byte for byte) and copies again, re-reading until stable, every chunk that differs (a write
     /// that landed during its copy), and asks the MDS to cut over. Nobody waits for the copy; the old
     /// objects are deleted by the MDS once every open holder has moved on. An interrupted
     /// migration leaves the file whole on its old layout; running it again resumes.
@@ -131,17 +130,7 @@ public sealed partial class ParaFsClient
             // Everything written before every holder switched is in the old objects, up to the
             // larger of the MDS's size and the objects' own extent (a size report may lag).
             var end = await CopyExtentAsync(ino, source, cancellationToken).ConfigureAwait(false);
-            for (long offset = 0; offset < end; offset += options.ChunkBytes)
-            {
-                var length = (int)Math.Min(options.ChunkBytes, end - offset);
-                await CopyOnceAsync(source, target, window, offset, buffers[0].AsMemory(0, length), cancellationToken).ConfigureAwait(false);
-                bytes += length;
-                copied?.Invoke(length);
-                if (options.Throttle is { } throttle)
-                {
-                    await throttle.TakeAsync(length, cancellationToken).ConfigureAwait(false);
-                }
-            }
+            bytes += await CopyAllAsync(source, target, window, end, buffers, options, copied, cancellationToken).ConfigureAwait(false);
 
             await SyncObjectsAsync([pending], cancellationToken).ConfigureAwait(false);
             recopied += await VerifyAsync(ino, source, target, window, end, buffers, options, cancellationToken).ConfigureAwait(false);
@@ -239,18 +228,46 @@ public sealed partial class ParaFsClient
     }
 
     /// <summary>
-    /// The first pass: one read and (unless it is a hole) one write per chunk. A write that lands
-    /// on the old objects while its chunk is copied may be overwritten in the new ones by the
-    /// older bytes; the verification after the whole copy finds every such chunk (old and new
-    /// differ) and copies it again with <see cref="CopyChunkAsync"/>.
+    /// The first pass: one read and (unless it is a hole) one write per chunk, the read of each
+    /// chunk running while the chunk before it is written (two buffers in turn). A write that
+    /// lands on the old objects while its chunk is copied may be overwritten in the new ones by
+    /// the older bytes; the verification after the whole copy finds every such chunk (old and new
+    /// differ) and copies it again with <see cref="CopyChunkAsync"/>. Returns the bytes gone through.
     /// </summary>
-    private async Task CopyOnceAsync((Layout Layout, StripeMap Map) source, (Layout Layout, StripeMap Map) target, SemaphoreSlim window, long offset, Memory<byte> buffer, CancellationToken cancellationToken)
+    private async Task<long> CopyAllAsync(
+        (Layout Layout, StripeMap Map) source, (Layout Layout, StripeMap Map) target, SemaphoreSlim window, long end, byte[][] buffers,
+        MigrationOptions options, Action<long>? copied, CancellationToken cancellationToken)
     {
-        await ReadObjectsAsync(source.Layout, source.Map, window, offset, buffer, cancellationToken).ConfigureAwait(false);
-        if (buffer.Span.ContainsAnyExcept((byte)0))
+        long done = 0;
+        Task writing = Task.CompletedTask;
+        for (long offset = 0, turn = 0; offset < end; offset += options.ChunkBytes, turn++)
         {
-            await WriteObjectsAsync(target.Layout, target.Map, window, offset, buffer, cancellationToken).ConfigureAwait(false);
+            var length = (int)Math.Min(options.ChunkBytes, end - offset);
+            var chunk = buffers[turn & 1].AsMemory(0, length);
+            try
+            {
+                await ReadObjectsAsync(source.Layout, source.Map, window, offset, chunk, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                // The other buffer is read into next: its write must be over first (and its failure seen).
+                await writing.ConfigureAwait(false);
+            }
+
+            var at = offset;
+            writing = chunk.Span.ContainsAnyExcept((byte)0)
+                ? WriteObjectsAsync(target.Layout, target.Map, window, at, chunk, cancellationToken)
+                : Task.CompletedTask;
+            done += length;
+            copied?.Invoke(length);
+            if (options.Throttle is { } throttle)
+            {
+                await throttle.TakeAsync(length, cancellationToken).ConfigureAwait(false);
+            }
         }
+
+        await writing.ConfigureAwait(false);
+        return done;
     }
 
     /// <summary>
@@ -279,7 +296,10 @@ public sealed partial class ParaFsClient
         throw new ParaFsException(Errno.EAGAIN, $"inode {ino} at offset {offset} changed {options.ChunkAttempts} times while being copied; run the migration again when it is written less");
     }
 
-    /// <summary>Compares old and new chunk by chunk (SHA-256 of each side); a chunk that differs is copied again and compared again.</summary>
+    /// <summary>
+    /// Compares old and new chunk by chunk, byte for byte (both sides read at once); a chunk that
+    /// differs is copied again and compared again.
+    /// </summary>
     private async Task<int> VerifyAsync(
         ulong ino, (Layout Layout, StripeMap Map) source, (Layout Layout, StripeMap Map) target, SemaphoreSlim window,
         long end, byte[][] buffers, MigrationOptions options, CancellationToken cancellationToken)
@@ -291,9 +311,10 @@ public sealed partial class ParaFsClient
             var attempt = 0;
             while (true)
             {
-                await ReadObjectsAsync(source.Layout, source.Map, window, offset, buffers[0].AsMemory(0, length), cancellationToken).ConfigureAwait(false);
-                await ReadObjectsAsync(target.Layout, target.Map, window, offset, buffers[2].AsMemory(0, length), cancellationToken).ConfigureAwait(false);
-                if (SameHash(buffers[0].AsSpan(0, length), buffers[2].AsSpan(0, length)))
+                await Task.WhenAll(
+                    ReadObjectsAsync(source.Layout, source.Map, window, offset, buffers[0].AsMemory(0, length), cancellationToken),
+                    ReadObjectsAsync(target.Layout, target.Map, window, offset, buffers[2].AsMemory(0, length), cancellationToken)).ConfigureAwait(false);
+                if (buffers[0].AsSpan(0, length).SequenceEqual(buffers[2].AsSpan(0, length)))
                 {
                     break;
                 }
@@ -308,14 +329,5 @@ public sealed partial class ParaFsClient
         }
 
         return recopied;
-    }
-
-    private static bool SameHash(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b)
-    {
-        Span<byte> hashA = stackalloc byte[SHA256.HashSizeInBytes];
-        Span<byte> hashB = stackalloc byte[SHA256.HashSizeInBytes];
-        SHA256.HashData(a, hashA);
-        SHA256.HashData(b, hashB);
-        return hashA.SequenceEqual(hashB);
     }
 }

@@ -13,9 +13,9 @@ internal static class MigrateCommand
                parafs migrate --abort [-r] PATH...
 
         Moves each file's data onto a new layout while the file stays open and in use by any
-        client: writers are never stopped for the copy. The copy is checked (SHA-256 per chunk)
-        before one MDS transaction switches the file over; the old objects are deleted once every
-        client holding the file open has moved on. Interrupted (Ctrl-C, a restart), a file stays
+        client: writers are never stopped for the copy. The copy is checked byte for byte, chunk
+        by chunk, before one MDS transaction switches the file over; the old objects are deleted
+        once every client holding the file open has moved on. Interrupted (Ctrl-C, a restart), a file stays
         whole on its old layout: run the same command again to resume, or --abort to roll back.
 
           -p, --pool POOL            the pool to move to (default: the file's own)
