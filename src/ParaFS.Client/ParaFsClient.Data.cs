@@ -414,14 +414,7 @@ public sealed partial class ParaFsClient
         await RefreshLayoutIfStaleAsync(handle, cancellationToken).ConfigureAwait(false);
         var view = handle.View;
         var hole = whence == SeekHole;
-        var objects = view.Layout.Objects;
-        long? nearest = null;
-        if (objects.Count > 0 && view.Map.StripeCount > 0)
-        {
-            var found = await Task.WhenAll(Enumerable.Range(0, Math.Min(objects.Count, view.Map.StripeCount))
-                .Select(k => SeekObjectAsync(objects[k], view.Map, k, offset, hole, cancellationToken))).ConfigureAwait(false);
-            nearest = found.Where(f => f.HasValue).Min();
-        }
+        var nearest = await SeekLayoutAsync(view.Layout, view.Map, offset, hole, cancellationToken).ConfigureAwait(false);
 
         if (hole)
         {
@@ -431,6 +424,24 @@ public sealed partial class ParaFsClient
         return nearest is { } data && data < size
             ? data
             : throw new ParaFsException(Errno.ENXIO, $"inode {handle.Ino} holds no data at or after offset {offset} (size {size})");
+    }
+
+    /// <summary>The file offset where the layout's next data starts at or after <paramref name="offset"/>; null: none.</summary>
+    private Task<long?> NextDataAsync(Layout layout, StripeMap map, long offset, CancellationToken cancellationToken) =>
+        SeekLayoutAsync(layout, map, offset, hole: false, cancellationToken);
+
+    /// <summary>The nearest of every object's next data (or hole), as a file offset; null: no object has one.</summary>
+    private async Task<long?> SeekLayoutAsync(Layout layout, StripeMap map, long offset, bool hole, CancellationToken cancellationToken)
+    {
+        var objects = layout.Objects;
+        if (objects.Count == 0 || map.StripeCount == 0)
+        {
+            return null;
+        }
+
+        var found = await Task.WhenAll(Enumerable.Range(0, Math.Min(objects.Count, map.StripeCount))
+            .Select(k => SeekObjectAsync(objects[k], map, k, offset, hole, cancellationToken))).ConfigureAwait(false);
+        return found.Where(f => f.HasValue).Min();
     }
 
     /// <summary>The file offset of object <paramref name="index"/>'s next data or hole at or after file offset <paramref name="offset"/>; null: none.</summary>

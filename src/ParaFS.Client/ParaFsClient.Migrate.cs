@@ -48,7 +48,7 @@ public enum MigrationOutcome
 /// <summary>What one file's migration did.</summary>
 /// <param name="Outcome">Migrated, or left alone because it already had the layout asked for.</param>
 /// <param name="Layout">The file's layout afterwards.</param>
-/// <param name="Bytes">Bytes copied (holes are not copied).</param>
+/// <param name="Bytes">Bytes read from the old objects to copy them (the whole chunks of holes found by SEEK_DATA are skipped, not read).</param>
 /// <param name="Recopied">Chunks found changed during the copy or the verification and copied again.</param>
 /// <param name="Restarts">Times the copy started over (a shrinking truncate abandoned it).</param>
 /// <param name="AcknowledgementWait">How long the copy waited for clients holding the file open to switch to writing both layouts.</param>
@@ -228,11 +228,14 @@ public sealed partial class ParaFsClient
     }
 
     /// <summary>
-    /// The first pass: one read and (unless it is a hole) one write per chunk, the read of each
-    /// chunk running while the chunk before it is written (two buffers in turn). A write that
-    /// lands on the old objects while its chunk is copied may be overwritten in the new ones by
-    /// the older bytes; the verification after the whole copy finds every such chunk (old and new
-    /// differ) and copies it again with <see cref="CopyChunkAsync"/>. Returns the bytes gone through.
+    /// The first pass: one read and (unless it is all zeros) one write per chunk, the read of each
+    /// chunk running while the chunk before it is written (two buffers in turn). After a chunk of
+    /// zeros the old objects are asked where data starts again (SEEK_DATA), and the whole chunks
+    /// of the hole before it are neither read nor written: a sparse file costs what it holds. A
+    /// write that lands on the old objects while its chunk is copied may be overwritten in the new
+    /// ones by the older bytes; the verification after the whole copy finds every such chunk (old
+    /// and new differ) and copies it again with <see cref="CopyChunkAsync"/>. Returns the bytes
+    /// read (holes skipped are not counted; <paramref name="copied"/> hears of them too, for progress).
     /// </summary>
     private async Task<long> CopyAllAsync(
         (Layout Layout, StripeMap Map) source, (Layout Layout, StripeMap Map) target, SemaphoreSlim window, long end, byte[][] buffers,
@@ -240,7 +243,7 @@ public sealed partial class ParaFsClient
     {
         long done = 0;
         Task writing = Task.CompletedTask;
-        for (long offset = 0, turn = 0; offset < end; offset += options.ChunkBytes, turn++)
+        for (long offset = 0, turn = 0; offset < end; turn++)
         {
             var length = (int)Math.Min(options.ChunkBytes, end - offset);
             var chunk = buffers[turn & 1].AsMemory(0, length);
@@ -254,20 +257,77 @@ public sealed partial class ParaFsClient
                 await writing.ConfigureAwait(false);
             }
 
-            var at = offset;
-            writing = chunk.Span.ContainsAnyExcept((byte)0)
-                ? WriteObjectsAsync(target.Layout, target.Map, window, at, chunk, cancellationToken)
-                : Task.CompletedTask;
+            var data = chunk.Span.ContainsAnyExcept((byte)0);
+            writing = data ? WriteDataRunsAsync(target, window, offset, chunk, cancellationToken) : Task.CompletedTask;
             done += length;
             copied?.Invoke(length);
+            offset += length;
             if (options.Throttle is { } throttle)
             {
                 await throttle.TakeAsync(length, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (!data && offset < end)
+            {
+                var skipped = await SkipHoleAsync([source], offset, end, options.ChunkBytes, cancellationToken).ConfigureAwait(false);
+                copied?.Invoke(skipped);
+                offset += skipped;
             }
         }
 
         await writing.ConfigureAwait(false);
         return done;
+    }
+
+    /// <summary>The granularity at which the first copy leaves zeros unwritten (the new objects read zeros there as holes).</summary>
+    private const int ZeroBlockBytes = 64 * 1024;
+
+    /// <summary>
+    /// Writes the runs of a chunk that hold data, in 64 KiB blocks: the new objects are empty, so
+    /// a block of zeros left unwritten reads back the same and stays a hole. A chunk of data
+    /// without such blocks goes in one write.
+    /// </summary>
+    private Task WriteDataRunsAsync((Layout Layout, StripeMap Map) target, SemaphoreSlim window, long offset, Memory<byte> chunk, CancellationToken cancellationToken)
+    {
+        List<Task>? writes = null;
+        var start = -1;
+        for (var at = 0; ; at += ZeroBlockBytes)
+        {
+            var block = at < chunk.Length ? chunk.Span.Slice(at, Math.Min(ZeroBlockBytes, chunk.Length - at)) : default;
+            var data = block.ContainsAnyExcept((byte)0);
+            if (data && start < 0)
+            {
+                start = at;
+            }
+            else if (!data && start >= 0)
+            {
+                (writes ??= []).Add(WriteObjectsAsync(target.Layout, target.Map, window, offset + start, chunk[start..Math.Min(at, chunk.Length)], cancellationToken));
+                start = -1;
+            }
+
+            if (at >= chunk.Length)
+            {
+                return writes is null ? Task.CompletedTask : Task.WhenAll(writes);
+            }
+        }
+    }
+
+    /// <summary>
+    /// How far from <paramref name="offset"/> (a chunk boundary) whole chunks hold no data on any of
+    /// <paramref name="sides"/>: up to the chunk where the nearest data starts, or to the end.
+    /// </summary>
+    private async Task<long> SkipHoleAsync((Layout Layout, StripeMap Map)[] sides, long offset, long end, int chunkBytes, CancellationToken cancellationToken)
+    {
+        var next = end;
+        foreach (var side in sides)
+        {
+            if (await NextDataAsync(side.Layout, side.Map, offset, cancellationToken).ConfigureAwait(false) is { } data)
+            {
+                next = Math.Min(next, data);
+            }
+        }
+
+        return Math.Max(0, Math.Min(end, next / chunkBytes * chunkBytes) - offset);
     }
 
     /// <summary>
@@ -305,7 +365,7 @@ public sealed partial class ParaFsClient
         long end, byte[][] buffers, MigrationOptions options, CancellationToken cancellationToken)
     {
         var recopied = 0;
-        for (long offset = 0; offset < end; offset += options.ChunkBytes)
+        for (long offset = 0; offset < end;)
         {
             var length = (int)Math.Min(options.ChunkBytes, end - offset);
             var attempt = 0;
@@ -325,6 +385,14 @@ public sealed partial class ParaFsClient
                 }
 
                 recopied += 1 + await CopyChunkAsync(ino, source, target, window, offset, buffers[0].AsMemory(0, length), buffers[1].AsMemory(0, length), options, cancellationToken).ConfigureAwait(false);
+            }
+
+            var zeros = !buffers[0].AsSpan(0, length).ContainsAnyExcept((byte)0);
+            offset += length;
+            if (zeros && offset < end)
+            {
+                // Both sides read zeros here: skip the chunks where neither holds data.
+                offset += await SkipHoleAsync([source, target], offset, end, options.ChunkBytes, cancellationToken).ConfigureAwait(false);
             }
         }
 

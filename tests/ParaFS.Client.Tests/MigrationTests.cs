@@ -102,6 +102,41 @@ public sealed class MigrationTests
         await writer.ReleaseAsync(handle!);
     }
 
+    /// <summary>
+    /// A sparse file moves at the cost of what it holds: after a chunk of zeros the mover asks
+    /// where data starts again and skips the hole's whole chunks, in the copy and in the
+    /// verification; the holes stay holes on the new targets.
+    /// </summary>
+    [Fact]
+    public async Task A_sparse_file_migrates_without_reading_its_holes_and_stays_sparse()
+    {
+        const int MiB = 1 << 20;
+        await using var cluster = await StartAsync();
+        await using var client = await cluster.ClientAsync();
+        var head = RandomNumberGenerator.GetBytes(MiB);
+        var tail = RandomNumberGenerator.GetBytes(MiB);
+        var (attr, handle) = await client.CreateAsync(Me, Root, "sparse", FileType.Regular, 0x1A4, openFlags: 2);
+        await client.WriteAsync(handle!, 0, head);
+        await client.WriteAsync(handle!, 100 * MiB, tail);
+        await client.ReleaseAsync(handle!);
+
+        var result = await client.MigrateAsync(Me, attr.Attr.Ino, ToB, new MigrationOptions { ChunkBytes = 4 * MiB });
+
+        // Read: the chunk at 0 (data), the one after it (zeros: then the hole is skipped), and the 1 MiB at 100 MiB.
+        Assert.Equal(MigrationOutcome.Migrated, result.Outcome);
+        Assert.Equal(9L * MiB, result.Bytes);
+        Assert.Equal("b", result.Layout.Pool);
+        var back = await client.OpenAsync(Me, attr.Attr.Ino, 0);
+        var all = new byte[101 * MiB];
+        Assert.Equal(all.Length, await client.ReadAsync(back, 0, all));
+        Assert.True(all.AsSpan(0, MiB).SequenceEqual(head));
+        Assert.True(all.AsSpan(MiB, 99 * MiB).IndexOfAnyExcept((byte)0) < 0);
+        Assert.True(all.AsSpan(100 * MiB).SequenceEqual(tail));
+        Assert.Equal(MiB, await client.SeekAsync(back, 0, ParaFsClient.SeekHole));
+        Assert.Equal(100 * MiB, await client.SeekAsync(back, MiB, ParaFsClient.SeekData));
+        await client.ReleaseAsync(back);
+    }
+
     [Fact]
     public async Task An_interrupted_migration_leaves_the_file_whole_and_resumes_after_an_mds_restart()
     {
