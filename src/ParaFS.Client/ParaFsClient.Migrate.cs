@@ -74,13 +74,16 @@ public sealed class MigrationThrottle(long bytesPerSecond)
 
 public sealed partial class ParaFsClient
 {
+    /// <summary>The granularity at which the first copy leaves zeros unwritten (the new objects read zeros there as holes).</summary>
+    private const int ZeroBlockBytes = 64 * 1024;
+
     /// <summary>
     /// Moves a file's data onto the layout <paramref name="policy"/> describes (DESIGN.md, "Moving
     /// between vendors") while any client keeps using it: the MDS gives the file a pending layout,
     /// every client holding it open switches to writing both and says so, then this copies the old
     /// objects into the new ones (holes skipped), makes them durable, compares both sides chunk by
-    /// chunk (byte for byte) and copies again, re-reading until stable, every chunk that differs (a write
-    /// that landed during its copy), and asks the MDS to cut over. Nobody waits for the copy; the old
+    /// chunk, byte for byte, and copies again, re-reading until stable, every chunk that differs (a
+    /// write that landed during its copy), and asks the MDS to cut over. Nobody waits for the copy; the old
     /// objects are deleted by the MDS once every open holder has moved on. An interrupted
     /// migration leaves the file whole on its old layout; running it again resumes.
     /// </summary>
@@ -228,8 +231,8 @@ public sealed partial class ParaFsClient
     }
 
     /// <summary>
-    /// The first pass: one read and (unless it is all zeros) one write per chunk, the read of each
-    /// chunk running while the chunk before it is written (two buffers in turn). After a chunk of
+    /// The first pass: per chunk, one read and the writes of its data (<see cref="WriteDataRunsAsync"/>),
+    /// the read of each chunk running while the chunk before it is written (two buffers in turn). After a chunk of
     /// zeros the old objects are asked where data starts again (SEEK_DATA), and the whole chunks
     /// of the hole before it are neither read nor written: a sparse file costs what it holds. A
     /// write that lands on the old objects while its chunk is copied may be overwritten in the new
@@ -278,9 +281,6 @@ public sealed partial class ParaFsClient
         await writing.ConfigureAwait(false);
         return done;
     }
-
-    /// <summary>The granularity at which the first copy leaves zeros unwritten (the new objects read zeros there as holes).</summary>
-    private const int ZeroBlockBytes = 64 * 1024;
 
     /// <summary>
     /// Writes the runs of a chunk that hold data, in 64 KiB blocks: the new objects are empty, so
