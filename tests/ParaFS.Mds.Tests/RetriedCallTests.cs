@@ -124,6 +124,45 @@ public abstract class RetriedCallTests(TestStore store)
         Assert.Equal(Errno.ENOENT, gone.Errno);
     }
 
+    /// <summary>
+    /// A plain open writes nothing to the store (no reply record, so no flush per open): a copy of
+    /// it after a restart just opens again. A truncating open records its reply, so its copy is
+    /// answered from the record and does not cut the file a second time.
+    /// </summary>
+    [SuiteFact]
+    public async Task Only_a_truncating_open_is_answered_from_its_record_after_a_restart()
+    {
+        await using var mds = await MdsFixture.StartAsync(store);
+        await mds.AddTargetsAsync(2);
+        ulong session, ino;
+        var setSize = (ulong size) => new SetAttrRequest { Caller = new Caller(), Valid = (uint)SetAttrField.Size, Size = size };
+        await using (var before = await mds.ClientAsync())
+        {
+            session = before.SessionId;
+            ino = (await before.CreateAsync(Root, "data")).Ino;
+            await before.Rpc.CallAsync(Methods.MdsSetAttr, new SetAttrRequest(setSize(1000)) { Ino = ino }, AttrReply.Parser);
+            await before.Rpc.CallAsync(Methods.MdsOpen, new OpenRequest { Caller = new Caller(), Ino = ino, Flags = 0 }, OpenReply.Parser, replay: Tag(1, 1));
+            var truncated = await before.Rpc.CallAsync(Methods.MdsOpen, new OpenRequest { Caller = new Caller(), Ino = ino, Flags = 0x202 }, OpenReply.Parser, replay: Tag(2, 2));
+            Assert.Equal(0ul, truncated.Attr.Size);
+
+            // Another writer grows the file again before the MDS goes down.
+            await before.Rpc.CallAsync(Methods.MdsSetAttr, new SetAttrRequest(setSize(500)) { Ino = ino }, AttrReply.Parser);
+        }
+
+        await mds.RestartAsync();
+        await using var rpc = new RpcClient(mds.Server.Endpoint, new RpcClientOptions { ConnectionsPerServer = 1 });
+        await rpc.CallAsync(Methods.MdsSession, new SessionRequest { SessionId = session, ClientName = "test" }, SessionReply.Parser);
+
+        var plain = await rpc.CallAsync(Methods.MdsOpen, new OpenRequest { Caller = new Caller(), Ino = ino, Flags = 0 }, OpenReply.Parser, replay: Tag(1, 1, resent: true));
+        Assert.NotEqual(0ul, plain.Handle);
+        Assert.Equal(0, mds.Server.Namespace.RepliesReplayed);
+
+        var again = await rpc.CallAsync(Methods.MdsOpen, new OpenRequest { Caller = new Caller(), Ino = ino, Flags = 0x202 }, OpenReply.Parser, replay: Tag(2, 2, resent: true));
+        Assert.Equal(1, mds.Server.Namespace.RepliesReplayed);
+        Assert.Equal(500ul, (await rpc.CallAsync(Methods.MdsGetAttr, new GetAttrRequest { Ino = ino }, AttrReply.Parser)).Attr.Size);
+        Assert.NotEqual(plain.Handle, again.Handle);
+    }
+
     [SuiteFact]
     public async Task A_call_its_client_gave_up_on_is_never_run_after_a_newer_one_used_its_slot()
     {

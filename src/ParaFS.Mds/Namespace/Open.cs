@@ -41,7 +41,12 @@ public sealed partial class MdsNamespace
         }
 
         // Registered inside the write transaction, so an unlink cannot slip between the check that
-        // the inode exists and the registration that keeps it alive.
+        // the inode exists and the registration that keeps it alive. Only an open that truncated
+        // records its reply: a copy of it sent again after a restart must not truncate again. A
+        // plain open changes nothing in the store (its handle lives in memory, and a copy of it
+        // after a restart just opens again), so its transaction writes nothing and waits for no
+        // flush to the disk: a data loader opening many small files pays no fsync per open.
+        var truncating = (flags & OpenFlags.Truncate) != 0;
         var opens = new PendingOpens(_sessions);
         try
         {
@@ -56,7 +61,7 @@ public sealed partial class MdsNamespace
 
                 var open = opens.Add(session, ino, flags, current.Layout?.Generation ?? 0);
                 return new OpenReply { Handle = open.Handle, Attr = ToAttr(current), Layout = current.Layout };
-            }, r => r).ConfigureAwait(false);
+            }, r => truncating ? r : null).ConfigureAwait(false);
         }
         catch
         {
