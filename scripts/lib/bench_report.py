@@ -31,6 +31,7 @@ JOBS = [
     ("g-alone", "g", "random 4 KiB read latency, alone", "read", "lat"),
     ("g-during-write", "g", "random 4 KiB read latency, during (a)", "read", "lat"),
     ("g-writer", "g", "the (a) writer's own rate beside those reads", "write", "bw"),
+    ("h", "h", "data loading: 4 jobs, each its own share of the small files (128 KiB) in random order, open/read/close per file, cache dropped (files/s)", "read", "iops"),
     ("g-during-direct-write", "g", "random 4 KiB read latency, beside an O_DIRECT 1 MiB writer (local only: the device's own limit)", "read", "lat"),
 ]
 

@@ -22,6 +22,7 @@ public sealed class FileHandle
         Handle = handle;
         Ino = attr.Ino;
         Flags = flags;
+        OpenedMtimeNs = attr.MtimeNs;
         _size = (long)attr.Size;
         _reportedSize = _size;
         SetLayout(layout);
@@ -36,6 +37,9 @@ public sealed class FileHandle
     public ulong Ino { get; }
 
     public uint Flags { get; }
+
+    /// <summary>The file's mtime as the MDS had it when this handle was opened.</summary>
+    public long OpenedMtimeNs { get; }
 
     /// <summary>The layout I/O goes to, with a migration's pending layout when there is one; replaced whole, read once per request.</summary>
     internal LayoutView View { get; private set; } = null!;

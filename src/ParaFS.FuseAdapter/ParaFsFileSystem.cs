@@ -28,6 +28,9 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
     private const int ENODATA = 61;
     private const int EOPNOTSUPP = 95;
 
+    /// <summary>O_TRUNC (asm-generic/fcntl.h): an open that truncates never keeps the cached pages.</summary>
+    private const int OTrunc = 0x200;
+
     /// <summary>
     /// What operations that change the namespace or a file's state pass instead of the kernel's
     /// interrupt: once such a call has gone to the MDS it may have taken effect, and answering
@@ -39,7 +42,7 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
     private static CancellationToken NotInterruptible => CancellationToken.None;
 
     private readonly ConcurrentDictionary<ulong, FileHandle> _handles = new();
-    private readonly ConcurrentDictionary<ulong, ulong> _sizeShownToKernel = new();
+    private readonly ConcurrentDictionary<ulong, (ulong Size, long MtimeNs)> _shownToKernel = new();
     private readonly CallerGroups _callers = new();
     private readonly ErrorReport _errors = new(logger);
     private readonly TimeSpan _timeout = cacheTimeout ?? TimeSpan.FromSeconds(1);
@@ -176,14 +179,20 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
             var handle = await client.OpenAsync(_callers.For(context), nodeId, (uint)flags, NotInterruptible).ConfigureAwait(false);
             _handles[handle.Handle] = handle;
 
-            // Close-to-open: if another client changed the size since the kernel last saw it, the
-            // kernel must drop its cached attributes (its page cache is dropped anyway: no KEEP_CACHE).
-            if (_sizeShownToKernel.TryGetValue(nodeId, out var shown) && shown != (ulong)handle.Size)
+            // Close-to-open, as NFS keeps it: the kernel keeps its cached pages (KEEP_CACHE) only
+            // when the size and mtime the MDS has now are those the kernel last saw. A change it saw
+            // already dropped those pages (AUTO_INVAL_DATA compares mtime and size on every
+            // attribute refresh), and every write, truncate or punch moves the mtime, so what
+            // another client wrote and closed is never served from old pages. If the file changed
+            // since, the kernel drops its cached attributes as well as its pages.
+            var now = ((ulong)handle.Size, handle.OpenedMtimeNs);
+            var seen = _shownToKernel.TryGetValue(nodeId, out var shown);
+            if (seen && shown != now)
             {
                 InvalidateInode?.Invoke(nodeId);
             }
 
-            return new FuseOpen(handle.Handle);
+            return new FuseOpen(handle.Handle, KeepCache: seen && shown == now && (flags & OTrunc) == 0);
         }
         catch (ParaFsException e)
         {
@@ -471,7 +480,7 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
     {
         if (attr.Type == FileType.Regular)
         {
-            _sizeShownToKernel[attr.Ino] = attr.Size;
+            _shownToKernel[attr.Ino] = (attr.Size, attr.MtimeNs);
         }
 
         return Conversions.ToFuse(attr);

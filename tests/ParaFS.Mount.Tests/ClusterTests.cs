@@ -1,3 +1,5 @@
+using System.Security.Cryptography;
+
 namespace ParaFS.Mount.Tests;
 
 /// <summary>Whole-cluster checks: two mounts, a killed daemon, and the new user's walk-through of `parafs up`.</summary>
@@ -17,6 +19,31 @@ public sealed class ClusterTests
             await File.AppendAllTextAsync(Path.Combine(second, "shared"), "+more");
             Assert.Equal(text + "+more", await File.ReadAllTextAsync(Path.Combine(up.MountPoint, "shared")));
         }
+    }
+
+    /// <summary>
+    /// The kernel keeps a file's cached pages across opens while the file is unchanged (a data
+    /// loader's second epoch reads from memory), and drops them at the next open once another
+    /// mount wrote the file and closed it, also when the size stays the same.
+    /// </summary>
+    [MountFact]
+    public async Task Cached_pages_outlive_an_open_of_an_unchanged_file_and_not_one_another_mount_changed()
+    {
+        await using var up = await ParafsUp.StartAsync();
+        await using var mount = await ExtraMount.StartAsync(up.Mds);
+        var mine = Path.Combine(up.MountPoint, "epoch");
+        var theirs = Path.Combine(mount.MountPoint, "epoch");
+        await Shell.OkAsync($"head -c 1048576 /dev/urandom > '{mine}'");
+
+        // Read it whole; fincore then opens it again and counts the pages still cached.
+        await Shell.OkAsync($"cat '{mine}' > /dev/null");
+        Assert.Equal("1048576", (await Shell.OkAsync($"fincore --bytes --noheadings --output RES '{mine}'")).Trim());
+
+        // The other mount overwrites every byte (same size) and closes; the next open here sees it.
+        var fresh = RandomNumberGenerator.GetBytes(1 << 20);
+        await File.WriteAllBytesAsync(theirs, fresh);
+        Assert.Equal("0", (await Shell.OkAsync($"fincore --bytes --noheadings --output RES '{mine}'")).Trim());
+        Assert.True((await File.ReadAllBytesAsync(mine)).AsSpan().SequenceEqual(fresh), "the second mount's write was not seen after it closed");
     }
 
     /// <summary>An application sees only ENOSPC; the mount's log says why and what to do.</summary>
