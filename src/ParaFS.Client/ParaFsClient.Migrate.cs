@@ -318,15 +318,8 @@ public sealed partial class ParaFsClient
     /// </summary>
     private async Task<long> SkipHoleAsync((Layout Layout, StripeMap Map)[] sides, long offset, long end, int chunkBytes, CancellationToken cancellationToken)
     {
-        var next = end;
-        foreach (var side in sides)
-        {
-            if (await NextDataAsync(side.Layout, side.Map, offset, cancellationToken).ConfigureAwait(false) is { } data)
-            {
-                next = Math.Min(next, data);
-            }
-        }
-
+        var found = await Task.WhenAll(sides.Select(side => NextDataAsync(side.Layout, side.Map, offset, cancellationToken))).ConfigureAwait(false);
+        var next = found.Where(f => f.HasValue).Min() ?? end;
         return Math.Max(0, Math.Min(end, next / chunkBytes * chunkBytes) - offset);
     }
 
