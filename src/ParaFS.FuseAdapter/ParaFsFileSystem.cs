@@ -67,10 +67,16 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
         }
     }
 
-    public void Forget(ulong nodeId, ulong lookups)
-    {
-        // Node ids are inode numbers: nothing is held per lookup.
-    }
+    /// <summary>
+    /// Node ids are inode numbers, so nothing is counted per lookup. A FORGET means the kernel has
+    /// evicted the inode, its cached pages with it: what it was shown of the file is dropped too
+    /// (without that, the table grows by every file the mount ever looked at). The next open then
+    /// keeps no cache, which is always safe.
+    /// </summary>
+    public void Forget(ulong nodeId, ulong lookups) => _shownToKernel.TryRemove(nodeId, out _);
+
+    /// <summary>How many files' sizes and mtimes the mount remembers as shown to the kernel (for tests).</summary>
+    internal int ShownToKernelCount => _shownToKernel.Count;
 
     public async ValueTask<(FuseAttr Attr, TimeSpan Timeout)> GetAttrAsync(FuseContext context, ulong nodeId, ulong? fileHandle)
     {
@@ -350,9 +356,21 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
                 foreach (var entry in page.Entries)
                 {
                     var next = (long)entry.Cookie + 2;
-                    var added = plus && entry.Attr is { } attr
-                        ? buffer.AddPlus(entry.Name, Entry(attr), next)
-                        : buffer.Add(entry.Name, entry.Ino, Conversions.DirentType(entry.Type), next);
+                    bool added;
+                    if (plus && entry.Attr is { } attr)
+                    {
+                        // Its attributes count as shown only if the kernel's buffer took the entry.
+                        added = buffer.AddPlus(entry.Name, EntryOf(attr), next);
+                        if (added)
+                        {
+                            Shown(attr);
+                        }
+                    }
+                    else
+                    {
+                        added = buffer.Add(entry.Name, entry.Ino, Conversions.DirentType(entry.Type), next);
+                    }
+
                     if (!added)
                     {
                         return;
@@ -475,6 +493,9 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
         _handles.TryGetValue(fileHandle, out var handle) ? handle : throw new FuseException(EBADF, $"file handle {fileHandle} is not open");
 
     private FuseEntry Entry(Attr attr) => new(attr.Ino, 0, Shown(attr), _timeout, _timeout);
+
+    /// <summary>An entry whose attributes are not yet recorded as shown (the caller records them once the kernel has them).</summary>
+    private FuseEntry EntryOf(Attr attr) => new(attr.Ino, 0, Conversions.ToFuse(attr), _timeout, _timeout);
 
     private FuseAttr Shown(Attr attr)
     {

@@ -46,6 +46,55 @@ public sealed class ClusterTests
         Assert.True((await File.ReadAllBytesAsync(mine)).AsSpan().SequenceEqual(fresh), "the second mount's write was not seen after it closed");
     }
 
+    /// <summary>
+    /// What the mount remembers of the attributes it showed the kernel (the basis of keeping cached
+    /// pages at an open) goes when the kernel forgets the inode, and a readdirplus entry the
+    /// kernel's buffer did not take is not remembered as shown. Driven on the adapter itself, over
+    /// a client of a running cluster; the kernel's side of each call is the test's.
+    /// </summary>
+    [MountFact]
+    public async Task The_mount_forgets_what_it_showed_the_kernel_when_the_kernel_forgets_the_inode()
+    {
+        await using var up = await ParafsUp.StartAsync();
+        await File.WriteAllBytesAsync(Path.Combine(up.MountPoint, "shown"), RandomNumberGenerator.GetBytes(8192));
+        await using var client = await ParaFS.Client.ParaFsClient.ConnectAsync(ParaFS.Protocol.Rpc.RpcEndpoint.Parse(up.Mds));
+        var fs = new ParaFS.FuseAdapter.ParaFsFileSystem(client);
+        var context = new ParaFS.Fuse.FuseContext(1, 0, 0, 0, CancellationToken.None);
+
+        async Task<bool> OpenKeepsCacheAsync(ulong ino)
+        {
+            var open = await fs.OpenAsync(context, ino, 0);
+            await fs.ReleaseAsync(context, ino, open.FileHandle, 0);
+            return open.KeepCache;
+        }
+
+        var ino = (await fs.LookupAsync(context, 1, "shown")).NodeId;
+        Assert.Equal(1, fs.ShownToKernelCount);
+        Assert.True(await OpenKeepsCacheAsync(ino), "an unchanged file the kernel was shown did not keep its cache");
+
+        fs.Forget(ino, 1);
+        Assert.Equal(0, fs.ShownToKernelCount);
+        Assert.False(await OpenKeepsCacheAsync(ino), "a forgotten inode kept a cache it no longer has");
+
+        await fs.ReadDirAsync(context, 1, 0, 2, new TakingDirectoryBuffer(room: 0), plus: true);
+        Assert.Equal(0, fs.ShownToKernelCount);
+        Assert.False(await OpenKeepsCacheAsync(ino), "an entry the kernel's buffer refused counted as shown");
+
+        await fs.ReadDirAsync(context, 1, 0, 2, new TakingDirectoryBuffer(room: 100), plus: true);
+        Assert.Equal(1, fs.ShownToKernelCount);
+        Assert.True(await OpenKeepsCacheAsync(ino), "an entry the kernel took did not count as shown");
+    }
+
+    /// <summary>A kernel directory buffer with room for a given number of entries.</summary>
+    private sealed class TakingDirectoryBuffer(int room) : ParaFS.Fuse.FuseDirectoryBuffer
+    {
+        private int _room = room;
+
+        public override bool Add(string name, ulong ino, uint type, long nextOffset) => _room-- > 0;
+
+        public override bool AddPlus(string name, ParaFS.Fuse.FuseEntry entry, long nextOffset) => _room-- > 0;
+    }
+
     /// <summary>An application sees only ENOSPC; the mount's log says why and what to do.</summary>
     [MountFact]
     public async Task A_file_that_cannot_be_placed_gives_ENOSPC_and_the_mount_log_says_why()
