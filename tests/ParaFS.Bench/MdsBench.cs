@@ -32,7 +32,7 @@ internal static class MdsBench
         Directory.Delete(data, recursive: true);
 
         Dictionary<string, double>? pg = null;
-        if (postgres is not null)
+        if (!string.IsNullOrEmpty(postgres))
         {
             var database = $"parafs_bench_{Guid.NewGuid():N}";
             await AdminAsync(postgres, $"CREATE DATABASE {database}");

@@ -7,8 +7,9 @@ namespace ParaFS.Mds.Store;
 
 /// <summary>
 /// The embedded store: one SQLite database in WAL mode with synchronous=FULL, so a committed
-/// transaction is on disk before the MDS replies. Writers are serialized (SQLite has one writer);
-/// readers use their own connection and see the last committed state.
+/// transaction is on disk before the MDS replies. Writers are serialized (SQLite has one writer)
+/// and those that arrive together share one commit (<see cref="WriteAsync{T}"/>); readers use
+/// their own connection and see the last committed state.
 /// </summary>
 public sealed class SqliteMetadataStore : IMetadataStore
 {
@@ -49,7 +50,13 @@ public sealed class SqliteMetadataStore : IMetadataStore
 
     private readonly SqliteConnection _writer;
     private readonly SqliteConnection _reader;
-    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    /// <summary>At most this many transactions share one commit (a bound on the wait of the first).</summary>
+    private const int MaxGroup = 64;
+
+    private const string Savepoint = "one_write";
+
+    private readonly List<PendingWrite> _waiting = [];
+    private bool _committing;
     private readonly SemaphoreSlim _readLock = new(1, 1);
     private readonly Transaction _writeTx;
     private readonly Transaction _readTx;
@@ -117,28 +124,235 @@ public sealed class SqliteMetadataStore : IMetadataStore
         }
     }
 
-    public async Task<T> WriteAsync<T>(Func<IStoreTransaction, T> work, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Group commit: transactions that arrive while one commits wait, then run together, each
+    /// inside a savepoint of one SQLite transaction, and are made durable by one commit (one WAL
+    /// sync instead of one each; the sync, not the statements, is what a write costs). The first
+    /// caller to find no commit running becomes the committer on its own thread and goes on while
+    /// work is waiting, so a lone write runs at once with no handoff. A work that throws has its
+    /// savepoint rolled back and gets its exception; the others in its group are not touched. A
+    /// SQLite error, which may have ended the whole transaction, or a failed commit, rolls the group
+    /// back and runs each of its works alone, in a transaction of its own (a work may run more than
+    /// once; see <see cref="IMetadataStore.WriteAsync{T}"/>).
+    /// </summary>
+    public Task<T> WriteAsync<T>(Func<IStoreTransaction, T> work, CancellationToken cancellationToken = default)
     {
-        await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return Task.FromCanceled<T>(cancellationToken);
+        }
+
+        var write = new PendingWrite<T>(work, cancellationToken);
+        bool commit;
+        lock (_waiting)
+        {
+            _waiting.Add(write);
+            commit = !_committing;
+            _committing = true;
+        }
+
+        if (commit)
+        {
+            CommitWhileWaiting(inline: true);
+        }
+
+        return write.Task;
+    }
+
+    /// <summary>The most transactions one commit has made durable together so far (for tests).</summary>
+    internal int LargestGroup { get; private set; }
+
+    /// <summary>
+    /// Runs and commits the waiting writes, group after group, until none is left. Called
+    /// <paramref name="inline"/> by the writer that found no commit running, it commits one group
+    /// (its own write is in it) and leaves the rest to a thread-pool thread, so that its caller is
+    /// not held by the writes of others.
+    /// </summary>
+    private void CommitWhileWaiting(bool inline)
+    {
+        while (true)
+        {
+            List<PendingWrite> group;
+            lock (_waiting)
+            {
+                if (_waiting.Count == 0)
+                {
+                    _committing = false;
+                    return;
+                }
+
+                group = [.. _waiting.Take(MaxGroup)];
+                _waiting.RemoveRange(0, group.Count);
+            }
+
+            CommitGroup(group);
+            if (inline)
+            {
+                lock (_waiting)
+                {
+                    if (_waiting.Count == 0)
+                    {
+                        _committing = false;
+                        return;
+                    }
+                }
+
+                ThreadPool.UnsafeQueueUserWorkItem(static store => store.CommitWhileWaiting(inline: false), this, preferLocal: false);
+                return;
+            }
+        }
+    }
+
+    /// <summary>Commits <paramref name="group"/> together, or each of its writes alone when that fails.</summary>
+    private void CommitGroup(List<PendingWrite> group)
+    {
+        group.RemoveAll(w => w.CancelIfRequested());
+        if (group.Count == 0)
+        {
+            return;
+        }
+
+        LargestGroup = Math.Max(LargestGroup, group.Count);
+        if (!TryCommitGroup(group))
+        {
+            foreach (var write in group)
+            {
+                TryCommitGroup([write]);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="group"/> in one transaction and commits it, then completes each write.
+    /// False, with everything rolled back and no write completed, when a group of more than one
+    /// met a SQLite error or failed to commit (the caller then runs each alone).
+    /// </summary>
+    private bool TryCommitGroup(List<PendingWrite> group)
+    {
+        var outcomes = new Exception?[group.Count];
+        SqliteTransaction? tx = null;
         try
         {
-            using var tx = _writer.BeginTransaction();
+            tx = _writer.BeginTransaction();
             _writeTx.Current = tx;
-            try
+            if (group.Count == 1)
             {
-                var result = work(_writeTx);
+                outcomes[0] = group[0].Run(_writeTx);
+            }
+            else
+            {
+                for (var i = 0; i < group.Count; i++)
+                {
+                    tx.Save(Savepoint);
+                    outcomes[i] = group[i].Run(_writeTx);
+                    if (outcomes[i] is SqliteException)
+                    {
+                        // It may have ended the whole transaction: every write of the group runs alone.
+                        RollBackQuietly(tx);
+                        return false;
+                    }
+
+                    if (outcomes[i] is not null)
+                    {
+                        tx.Rollback(Savepoint);
+                    }
+
+                    tx.Release(Savepoint);
+                }
+            }
+
+            if (outcomes.All(o => o is not null))
+            {
+                RollBackQuietly(tx);
+            }
+            else
+            {
                 tx.Commit();
-                return result;
             }
-            finally
+        }
+        catch (Exception e)
+        {
+            RollBackQuietly(tx);
+            if (group.Count > 1)
             {
-                _writeTx.Current = null;
+                return false;
             }
+
+            // Beginning or committing the lone write's transaction failed.
+            outcomes[0] = e;
         }
         finally
         {
-            _writeLock.Release();
+            _writeTx.Current = null;
+            tx?.Dispose();
         }
+
+        for (var i = 0; i < group.Count; i++)
+        {
+            group[i].Complete(outcomes[i]);
+        }
+
+        return true;
+    }
+
+    private static void RollBackQuietly(SqliteTransaction? tx)
+    {
+        try
+        {
+            tx?.Rollback();
+        }
+        catch (Exception e) when (e is SqliteException or InvalidOperationException)
+        {
+            // SQLite already rolled it back (an I/O or full-disk error ends the transaction).
+        }
+    }
+
+    /// <summary>A write waiting for its group: its work, run inside the group's transaction, and who waits for it.</summary>
+    private abstract class PendingWrite
+    {
+        /// <summary>Runs the work; its exception, or null when it succeeded.</summary>
+        public abstract Exception? Run(IStoreTransaction tx);
+
+        /// <summary>Gives the caller the work's result (once committed) or its exception.</summary>
+        public abstract void Complete(Exception? failure);
+
+        /// <summary>Ends a write whose caller gave up before it ran; true if it did.</summary>
+        public abstract bool CancelIfRequested();
+    }
+
+    private sealed class PendingWrite<T>(Func<IStoreTransaction, T> work, CancellationToken cancellationToken) : PendingWrite
+    {
+        private readonly TaskCompletionSource<T> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private T _result = default!;
+
+        public Task<T> Task => _done.Task;
+
+        public override Exception? Run(IStoreTransaction tx)
+        {
+            try
+            {
+                _result = work(tx);
+                return null;
+            }
+            catch (Exception e)
+            {
+                return e;
+            }
+        }
+
+        public override void Complete(Exception? failure)
+        {
+            if (failure is null)
+            {
+                _done.TrySetResult(_result);
+            }
+            else
+            {
+                _done.TrySetException(failure);
+            }
+        }
+
+        public override bool CancelIfRequested() => cancellationToken.IsCancellationRequested && _done.TrySetCanceled(cancellationToken);
     }
 
     public ValueTask DisposeAsync()
@@ -147,7 +361,6 @@ public sealed class SqliteMetadataStore : IMetadataStore
         _readTx.Dispose();
         _writer.Dispose();
         _reader.Dispose();
-        _writeLock.Dispose();
         _readLock.Dispose();
         return ValueTask.CompletedTask;
     }
