@@ -85,6 +85,44 @@ public sealed class FencingTests
     }
 
     /// <summary>
+    /// A write transaction that changes nothing (a plain open registering its handle, a close
+    /// that finds no orphan) never takes the epoch row: a claim does not wait for it, and it gets
+    /// no transaction id, so its commit waits for no WAL flush. The first change of a transaction
+    /// is what takes the row, and a claim still waits for that one.
+    /// </summary>
+    [PostgresFact]
+    public async Task A_write_that_changes_nothing_does_not_hold_the_epoch_row()
+    {
+        await using var database = await TestPostgres.CreateDatabaseAsync();
+        await using var old = await PostgresMetadataStore.OpenAsync(database.ConnectionString);
+        await using var next = await PostgresMetadataStore.OpenAsync(database.ConnectionString);
+        await old.ClaimLeadershipAsync(Grace, _ => { });
+        await InsertAsync(old, 40);
+
+        using var inside = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var readsOnly = Task.Run(() => old.WriteAsync(tx =>
+        {
+            var found = tx.GetInode(40) is not null;
+            inside.Set();
+            release.Wait(Eventually.Patience);
+            return found;
+        }));
+        Assert.True(inside.Wait(Eventually.Patience));
+
+        var ended = 0;
+        var claim = next.ClaimLeadershipAsync(TimeSpan.FromSeconds(30), n => ended += n);
+        Assert.Same(claim, await Task.WhenAny(claim, Task.Delay(TimeSpan.FromSeconds(10))));
+        Assert.Equal(2, await claim);
+        Assert.Equal(0, ended);
+
+        release.Set();
+        Assert.True(await readsOnly);
+        await Assert.ThrowsAsync<LeadershipLostException>(() => InsertAsync(old, 41));
+        Assert.Null(await next.ReadAsync(tx => tx.GetInode(41)));
+    }
+
+    /// <summary>
     /// The whole path: an MDS whose lock session was ended does not notice (its check is an hour
     /// away), a second MDS takes the lock and claims the store, and a client's mkdir reaches the
     /// old one first. The old MDS drops the call unanswered and stops serving; the client's retry

@@ -270,8 +270,7 @@ public sealed class PostgresMetadataStore : IMetadataStore
                 try
                 {
                     await using var tx = await connection.BeginTransactionAsync(IsolationLevel.Serializable, cancellationToken).ConfigureAwait(false);
-                    await CheckEpochAsync(connection, tx, cancellationToken).ConfigureAwait(false);
-                    var result = work(new Transaction(connection, tx, _sequences));
+                    var result = work(new Transaction(connection, tx, _sequences, FenceBeforeFirstWrite(LeaderEpoch)));
                     await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
                     return result;
                 }
@@ -307,19 +306,21 @@ public sealed class PostgresMetadataStore : IMetadataStore
     }
 
     /// <summary>
-    /// The first statement of a write once this process has claimed the store: one more round
-    /// trip to the server (Npgsql sends the BEGIN with it). FOR SHARE holds the row against a
-    /// claim's bump until this transaction ends.
+    /// What a write transaction runs before its first change once this process has claimed the
+    /// store (null before that): reads the epoch row FOR SHARE, which holds it against a claim's
+    /// bump until the transaction ends, and throws <see cref="LeadershipLostException"/> if another
+    /// MDS claimed since. A transaction that changes nothing (a plain open registering its handle,
+    /// a close that finds no orphan to delete) never takes that row lock, so it gets no
+    /// transaction id and its commit waits for no WAL flush. Checked at the first change rather
+    /// than at BEGIN, the fence still holds: a transaction whose snapshot predates a claim fails
+    /// to lock the row the claim updated (a serialization failure, run again) and its next
+    /// attempt finds the new epoch.
     /// </summary>
-    private async Task CheckEpochAsync(NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken cancellationToken)
+    private Action<SqlTransaction>? FenceBeforeFirstWrite(long mine) => mine == 0 ? null : tx =>
     {
-        var mine = LeaderEpoch;
-        if (mine != 0)
-        {
-            var current = (long)(await ScalarAsync(connection, tx, "SELECT epoch FROM leader WHERE id = 1 FOR SHARE", cancellationToken).ConfigureAwait(false))!;
-            ThrowIfDeposed(current, mine, inner: null);
-        }
-    }
+        var current = (long)((Transaction)tx).Epoch()!;
+        ThrowIfDeposed(current, mine, inner: null);
+    };
 
     /// <summary>After a failed write: reads the epoch on a connection of its own, and throws <see cref="LeadershipLostException"/> if another MDS has claimed the store.</summary>
     private async Task CheckEpochAsync(Exception failure, CancellationToken cancellationToken)
@@ -514,8 +515,15 @@ public sealed class PostgresMetadataStore : IMetadataStore
     }
 
     /// <summary>One transaction's statements. Counters are PostgreSQL sequences: never a hot row every create must lock.</summary>
-    private sealed class Transaction(NpgsqlConnection connection, NpgsqlTransaction tx, System.Collections.Concurrent.ConcurrentDictionary<string, bool> knownSequences) : SqlTransaction
+    private sealed class Transaction(
+        NpgsqlConnection connection, NpgsqlTransaction tx, System.Collections.Concurrent.ConcurrentDictionary<string, bool> knownSequences,
+        Action<SqlTransaction>? beforeFirstWrite = null) : SqlTransaction
     {
+        private Action<SqlTransaction>? _beforeFirstWrite = beforeFirstWrite;
+
+        /// <summary>The leader epoch, its row held FOR SHARE until the transaction ends.</summary>
+        public object? Epoch() => Scalar("SELECT epoch FROM leader WHERE id = 1 FOR SHARE");
+
         /// <summary>
         /// One sequence per counter (created on first use). A sequence hands out each value once
         /// even to transactions that roll back or are retried, so ids may skip but never repeat,
@@ -560,6 +568,12 @@ public sealed class PostgresMetadataStore : IMetadataStore
 
         protected override int Run(string sql, params object[] values)
         {
+            // Every change goes through here (reads use Scalar and Query).
+            if (Interlocked.Exchange(ref _beforeFirstWrite, null) is { } fence)
+            {
+                fence(this);
+            }
+
             using var command = Prepare(sql, values);
             return command.ExecuteNonQuery();
         }
