@@ -33,11 +33,15 @@ public sealed partial class MdsNamespace
     public async Task<OpenReply> OpenAsync(RequestContext context, long ino, uint flags)
     {
         var session = context.Session ?? throw new ParaFsException(Errno.EINVAL, "open needs a session (call MdsSession first)");
-        var inode = await _store.ReadAsync(tx => Require(tx, ino)).ConfigureAwait(false);
-        CheckOpenPermission(context.Caller, inode, flags);
-        if ((flags & OpenFlags.Truncate) != 0 && inode.Type == FileType.Regular && inode.Size > 0)
+        var truncating = (flags & OpenFlags.Truncate) != 0;
+        if (truncating)
         {
-            await TruncateAsync(ino, 0, context.Origin).ConfigureAwait(false);
+            var inode = await _store.ReadAsync(tx => Require(tx, ino)).ConfigureAwait(false);
+            CheckOpenPermission(context.Caller, inode, flags);
+            if (inode.Type == FileType.Regular && inode.Size > 0)
+            {
+                await TruncateAsync(ino, 0, context.Origin).ConfigureAwait(false);
+            }
         }
 
         // Registered inside the write transaction, so an unlink cannot slip between the check that
@@ -45,8 +49,8 @@ public sealed partial class MdsNamespace
         // records its reply: a copy of it sent again after a restart must not truncate again. A
         // plain open changes nothing in the store (its handle lives in memory, and a copy of it
         // after a restart just opens again), so its transaction writes nothing and waits for no
-        // flush to the disk: a data loader opening many small files pays no fsync per open.
-        var truncating = (flags & OpenFlags.Truncate) != 0;
+        // flush to the disk: a data loader opening many small files pays no fsync per open. A
+        // plain open is this one transaction; its permission check is made inside it.
         var opens = new PendingOpens(_sessions);
         try
         {
@@ -54,6 +58,7 @@ public sealed partial class MdsNamespace
             {
                 opens.Undo();
                 var current = Require(tx, ino);
+                CheckOpenPermission(context.Caller, current, flags);
                 if (current.Nlink == 0 && current.Type != FileType.Directory && !_sessions.IsOpen(ino))
                 {
                     throw new ParaFsException(Errno.ENOENT, $"inode {ino} was removed");
