@@ -2,6 +2,7 @@ using ParaFS.Common;
 using ParaFS.Protocol;
 using ParaFS.Protocol.Mds;
 using ParaFS.Protocol.Rpc;
+using Empty = ParaFS.Protocol.Ost.Empty;
 
 namespace ParaFS.Mds.Tests;
 
@@ -162,6 +163,49 @@ public abstract class NamespaceTests(TestStore store)
         await mds.Server.DrainDeletionsAsync();
         Assert.Equal(2, osts.Sum(o => o.Deletes.Count));
         await Assert.ThrowsAsync<RpcException>(() => first.GetAttrAsync(created.Attr.Ino));
+    }
+
+    /// <summary>
+    /// A file that lost its name while open and is still held when an MDS restarts: its holder
+    /// comes back with the handle within the recovery window, the MDS's check for unclaimed
+    /// orphans after the window leaves it, and its last close after that deletes it.
+    /// </summary>
+    [SuiteFact]
+    public async Task An_orphan_held_open_across_a_restart_goes_at_its_last_close_after_the_recovery_window()
+    {
+        await using var mds = await MdsFixture.StartAsync(store, lease: TimeSpan.FromSeconds(2));
+        var osts = await mds.AddTargetsAsync(1);
+        ulong session;
+        EntryReply created;
+        await using (var before = await mds.ClientAsync())
+        {
+            session = before.SessionId;
+            created = await before.CreateOpenAsync(Root, "held");
+            await before.UnlinkAsync(Root, "held");
+            await mds.RestartAsync();
+        }
+
+        await using var rpc = new RpcClient(mds.Server.Endpoint, new RpcClientOptions { ConnectionsPerServer = 1 });
+        await rpc.CallAsync(Methods.MdsSession, new SessionRequest
+        {
+            SessionId = session,
+            ClientName = "test",
+            OpenHandles = { new OpenHandle { Handle = created.Handle, Ino = created.Attr.Ino, Flags = 2 } },
+        }, SessionReply.Parser);
+        while (mds.Server.Sessions.RecoveryLeft > TimeSpan.Zero)
+        {
+            await Task.Delay(100);
+        }
+
+        // What the MDS's own check does once the window is over: the orphan is held, so it stays.
+        Assert.Equal(0, await mds.Server.Namespace.ReclaimOrphansAsync());
+        Assert.Equal(0u, (await rpc.CallAsync(Methods.MdsGetAttr, new GetAttrRequest { Ino = created.Attr.Ino }, AttrReply.Parser)).Attr.Nlink);
+
+        await rpc.CallAsync(Methods.MdsClose, new CloseRequest { Handle = created.Handle }, Empty.Parser);
+        var gone = await Assert.ThrowsAsync<RpcException>(() => rpc.CallAsync(Methods.MdsGetAttr, new GetAttrRequest { Ino = created.Attr.Ino }, AttrReply.Parser));
+        Assert.Equal(Errno.ENOENT, gone.Errno);
+        await mds.Server.DrainDeletionsAsync();
+        Assert.Single(osts[0].Deletes);
     }
 
     [SuiteFact]
