@@ -8,8 +8,8 @@ namespace ParaFS.Mds.Store;
 /// <summary>
 /// The embedded store: one SQLite database in WAL mode with synchronous=FULL, so a committed
 /// transaction is on disk before the MDS replies. Writers are serialized (SQLite has one writer)
-/// and those that arrive together share one commit (<see cref="WriteAsync{T}"/>); readers use
-/// their own connection and see the last committed state.
+/// and those that arrive together share one commit (<see cref="WriteAsync{T}"/>); reads run side
+/// by side on connections of their own and see the last committed state.
 /// </summary>
 public sealed class SqliteMetadataStore : IMetadataStore
 {
@@ -48,27 +48,37 @@ public sealed class SqliteMetadataStore : IMetadataStore
         ],
     ];
 
-    private readonly SqliteConnection _writer;
-    private readonly SqliteConnection _reader;
     /// <summary>At most this many transactions share one commit (a bound on the wait of the first).</summary>
     private const int MaxGroup = 64;
 
     private const string Savepoint = "one_write";
 
+    private readonly SqliteConnection _writer;
+    private readonly Transaction _writeTx;
     private readonly List<PendingWrite> _waiting = [];
     private bool _committing;
-    private readonly SemaphoreSlim _readLock = new(1, 1);
-    private readonly Transaction _writeTx;
-    private readonly Transaction _readTx;
 
-    private SqliteMetadataStore(SqliteConnection writer, SqliteConnection reader, string path)
+    /// <summary>
+    /// Read transactions run side by side, each on a connection of its own (WAL readers do not
+    /// wait for each other or for the writer): one connection would serialize every lookup and
+    /// stat of every client behind one lock.
+    /// </summary>
+    private readonly Reader[] _readers;
+    private readonly System.Collections.Concurrent.ConcurrentStack<Reader> _idleReaders;
+    private readonly SemaphoreSlim _readerSlots;
+
+    private SqliteMetadataStore(SqliteConnection writer, SqliteConnection[] readers, string path)
     {
         _writer = writer;
-        _reader = reader;
         Path = path;
         _writeTx = new Transaction(writer);
-        _readTx = new Transaction(reader);
+        _readers = [.. readers.Select(r => new Reader(r, new Transaction(r)))];
+        _idleReaders = new(_readers);
+        _readerSlots = new SemaphoreSlim(_readers.Length, _readers.Length);
     }
+
+    /// <summary>How many read transactions may run at once: one per core, at least 2 and at most 8.</summary>
+    public static int ReaderCount { get; } = Math.Clamp(Environment.ProcessorCount, 2, 8);
 
     public string Kind => "sqlite";
 
@@ -81,7 +91,7 @@ public sealed class SqliteMetadataStore : IMetadataStore
     {
         var builder = new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadWriteCreate, Pooling = false };
         var writer = new SqliteConnection(builder.ToString());
-        var reader = new SqliteConnection(builder.ToString());
+        var readers = Enumerable.Range(0, ReaderCount).Select(_ => new SqliteConnection(builder.ToString())).ToArray();
         try
         {
             writer.Open();
@@ -89,38 +99,43 @@ public sealed class SqliteMetadataStore : IMetadataStore
             Exec(writer, "PRAGMA synchronous=FULL");
             Exec(writer, "PRAGMA busy_timeout=10000");
             Migrate(writer, path);
-            reader.Open();
-            Exec(reader, "PRAGMA busy_timeout=10000");
+            foreach (var reader in readers)
+            {
+                reader.Open();
+                Exec(reader, "PRAGMA busy_timeout=10000");
+            }
         }
         catch (SqliteException e)
         {
             writer.Dispose();
-            reader.Dispose();
+            Array.ForEach(readers, r => r.Dispose());
             throw new StartupException($"cannot open the metadata database {path}: {e.Message}", e);
         }
 
-        return new SqliteMetadataStore(writer, reader, path);
+        return new SqliteMetadataStore(writer, readers, path);
     }
 
     public async Task<T> ReadAsync<T>(Func<IStoreTransaction, T> work, CancellationToken cancellationToken = default)
     {
-        await _readLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await _readerSlots.WaitAsync(cancellationToken).ConfigureAwait(false);
+        _idleReaders.TryPop(out var reader);
         try
         {
-            using var tx = _reader.BeginTransaction(deferred: true);
-            _readTx.Current = tx;
+            using var tx = reader!.Connection.BeginTransaction(deferred: true);
+            reader.Tx.Current = tx;
             try
             {
-                return work(_readTx);
+                return work(reader.Tx);
             }
             finally
             {
-                _readTx.Current = null;
+                reader.Tx.Current = null;
             }
         }
         finally
         {
-            _readLock.Release();
+            _idleReaders.Push(reader!);
+            _readerSlots.Release();
         }
     }
 
@@ -307,6 +322,9 @@ public sealed class SqliteMetadataStore : IMetadataStore
         }
     }
 
+    /// <summary>A reader connection and its prepared statements.</summary>
+    private sealed record Reader(SqliteConnection Connection, Transaction Tx);
+
     /// <summary>A write waiting for its group: its work, run inside the group's transaction, and who waits for it.</summary>
     private abstract class PendingWrite
     {
@@ -358,10 +376,14 @@ public sealed class SqliteMetadataStore : IMetadataStore
     public ValueTask DisposeAsync()
     {
         _writeTx.Dispose();
-        _readTx.Dispose();
         _writer.Dispose();
-        _reader.Dispose();
-        _readLock.Dispose();
+        foreach (var reader in _readers)
+        {
+            reader.Tx.Dispose();
+            reader.Connection.Dispose();
+        }
+
+        _readerSlots.Dispose();
         return ValueTask.CompletedTask;
     }
 

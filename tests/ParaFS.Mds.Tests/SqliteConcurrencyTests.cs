@@ -6,11 +6,12 @@ using ParaFS.Protocol.Mds;
 namespace ParaFS.Mds.Tests;
 
 /// <summary>
-/// The SQLite store's group commit: writes that arrive while one commits share the next commit,
-/// each keeps its own outcome, and what was committed is on disk (read back after reopening).
-/// A first write is held inside its work so that the others queue up behind it.
+/// The SQLite store under concurrent calls. Group commit: writes that arrive while one commits
+/// share the next commit, each keeps its own outcome, and what was committed is on disk (read
+/// back after reopening); a first write is held inside its work so that the others queue up
+/// behind it. Reads run side by side, on connections of their own.
 /// </summary>
-public sealed class SqliteGroupCommitTests : IAsyncLifetime
+public sealed class SqliteConcurrencyTests : IAsyncLifetime
 {
     private readonly string _directory = Path.Combine(Path.GetTempPath(), $"parafs-group-{Guid.NewGuid():N}");
     private SqliteMetadataStore _store = null!;
@@ -146,6 +147,26 @@ public sealed class SqliteGroupCommitTests : IAsyncLifetime
         Assert.False(ran);
         Assert.Null(await _store.ReadAsync(tx => tx.GetMeta("cancelled")));
         Assert.Equal("kept", await _store.ReadAsync(tx => tx.GetMeta("other")));
+    }
+
+    [Fact]
+    public async Task Reads_run_side_by_side_and_beside_a_write_that_has_not_committed()
+    {
+        // Two reads that each wait, inside their transactions, for the other to have started.
+        using var bothInside = new Barrier(2);
+        var reads = Enumerable.Range(0, 2).Select(_ => Task.Run(() => _store.ReadAsync(_ => bothInside.SignalAndWait(TimeSpan.FromSeconds(10)))));
+        Assert.All(await Task.WhenAll(reads), met => Assert.True(met, "a read waited for another read to end"));
+
+        await _store.WriteAsync(tx =>
+        {
+            tx.SetMeta("held", "committed");
+            return 0;
+        });
+        var (held, release) = await HoldTheCommitterAsync("held");
+        Assert.Equal("committed", await _store.ReadAsync(tx => tx.GetMeta("held")).WaitAsync(TimeSpan.FromSeconds(10)));
+        release();
+        await held;
+        Assert.Equal("held", await _store.ReadAsync(tx => tx.GetMeta("held")));
     }
 
     /// <summary>Starts a write whose work waits, inside the store's transaction, until the returned action is called.</summary>
