@@ -47,7 +47,10 @@ public sealed partial class ParaFsClient : IAsyncDisposable
         _writeBudget = new SemaphoreSlim(Math.Max(1, options.WriteBehindBytes / WriteBudgetUnit));
         _mds = new MetadataClient(mds, options, () => _open.Values.Select(h => h.ToOpenHandle()), HeldLocks, LocksLost, OnPushAsync, loggerFactory);
         _sizeReporter = new Timer(static s => _ = ((ParaFsClient)s!).ReportSizesAsync(), this, options.SizeReportInterval, options.SizeReportInterval);
-        _sessionKeeper = new Timer(static s => _ = ((ParaFsClient)s!).KeepSessionAsync(), this, SessionCheckInterval, SessionCheckInterval);
+
+        // Started once the first connection is up (ConnectAsync): a check that ran while a slow
+        // first connect was still under way said the MDS had gone away.
+        _sessionKeeper = new Timer(static s => _ = ((ParaFsClient)s!).KeepSessionAsync(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
     /// <summary>Raised when the MDS says an inode's attributes (or layout) changed: the FUSE layer invalidates the kernel's cache.</summary>
@@ -71,6 +74,7 @@ public sealed partial class ParaFsClient : IAsyncDisposable
         try
         {
             await client._mds.ConnectAsync(cancellationToken).ConfigureAwait(false);
+            client._sessionKeeper.Change(SessionCheckInterval, SessionCheckInterval);
         }
         catch
         {
