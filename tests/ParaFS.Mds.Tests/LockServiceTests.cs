@@ -90,9 +90,12 @@ public sealed class LockServiceTests
         Assert.True((await other.CallAsync(Methods.MdsLock, Lock(ino, 7, LockType.Unlock, 0, ulong.MaxValue), LockReply.Parser)).Granted);
 
         // The holder comes back with its locks, on each of its connections: all taken back, once.
-        foreach (var connection in new[] { 0, 1 })
+        // Both stay open to the end: a session left with no connection would end after its lease,
+        // which here is also the recovery window, and its locks with it.
+        await using var backFirst = new RpcClient(mds.Server.Endpoint, new RpcClientOptions { ConnectionsPerServer = 1 });
+        await using var backSecond = new RpcClient(mds.Server.Endpoint, new RpcClientOptions { ConnectionsPerServer = 1 });
+        foreach (var back in new[] { backFirst, backSecond })
         {
-            await using var back = new RpcClient(mds.Server.Endpoint, new RpcClientOptions { ConnectionsPerServer = 1 });
             var reply = await back.CallAsync(Methods.MdsSession, Attach(holder.SessionId, record, shared), SessionReply.Parser);
             Assert.Equal(holder.SessionId, reply.SessionId);
             Assert.Empty(reply.LostLocks);
