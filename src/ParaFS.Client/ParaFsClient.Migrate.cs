@@ -231,7 +231,7 @@ public sealed partial class ParaFsClient
     }
 
     /// <summary>
-    /// The first pass: per chunk, one read and the writes of its data (<see cref="WriteDataRunsAsync"/>),
+    /// The first pass: per chunk, one read and the writes of its data (<see cref="StartDataWrites"/>),
     /// the read of each chunk running while the chunk before it is written (two buffers in turn). After a chunk of
     /// zeros the old objects are asked where data starts again (SEEK_DATA), and the whole chunks
     /// of the hole before it are neither read nor written: a sparse file costs what it holds. A
@@ -260,8 +260,8 @@ public sealed partial class ParaFsClient
                 await writing.ConfigureAwait(false);
             }
 
-            var data = chunk.Span.ContainsAnyExcept((byte)0);
-            writing = data ? WriteDataRunsAsync(target, window, offset, chunk, cancellationToken) : Task.CompletedTask;
+            var write = StartDataWrites(target, window, offset, chunk, cancellationToken);
+            writing = write ?? Task.CompletedTask;
             done += length;
             copied?.Invoke(length);
             offset += length;
@@ -270,7 +270,7 @@ public sealed partial class ParaFsClient
                 await throttle.TakeAsync(length, cancellationToken).ConfigureAwait(false);
             }
 
-            if (!data && offset < end)
+            if (write is null && offset < end)
             {
                 var skipped = await SkipHoleAsync([source], offset, end, options.ChunkBytes, cancellationToken).ConfigureAwait(false);
                 copied?.Invoke(skipped);
@@ -283,11 +283,11 @@ public sealed partial class ParaFsClient
     }
 
     /// <summary>
-    /// Writes the runs of a chunk that hold data, in 64 KiB blocks: the new objects are empty, so
-    /// a block of zeros left unwritten reads back the same and stays a hole. A chunk of data
-    /// without such blocks goes in one write.
+    /// Starts the writes of the runs of a chunk that hold data, in 64 KiB blocks: the new objects
+    /// are empty, so a block of zeros left unwritten reads back the same and stays a hole. A chunk
+    /// of data without such blocks goes in one write. Null when the chunk holds no data at all.
     /// </summary>
-    private Task WriteDataRunsAsync((Layout Layout, StripeMap Map) target, SemaphoreSlim window, long offset, Memory<byte> chunk, CancellationToken cancellationToken)
+    private Task? StartDataWrites((Layout Layout, StripeMap Map) target, SemaphoreSlim window, long offset, Memory<byte> chunk, CancellationToken cancellationToken)
     {
         List<Task>? writes = null;
         var start = -1;
@@ -307,7 +307,7 @@ public sealed partial class ParaFsClient
 
             if (at >= chunk.Length)
             {
-                return writes is null ? Task.CompletedTask : Task.WhenAll(writes);
+                return writes is null ? null : Task.WhenAll(writes);
             }
         }
     }

@@ -360,7 +360,7 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
                     if (plus && entry.Attr is { } attr)
                     {
                         // Its attributes count as shown only if the kernel's buffer took the entry.
-                        added = buffer.AddPlus(entry.Name, EntryOf(attr), next);
+                        added = buffer.AddPlus(entry.Name, EntryNotYetShown(attr), next);
                         if (added)
                         {
                             Shown(attr);
@@ -495,7 +495,7 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
     private FuseEntry Entry(Attr attr) => new(attr.Ino, 0, Shown(attr), _timeout, _timeout);
 
     /// <summary>An entry whose attributes are not yet recorded as shown (the caller records them once the kernel has them).</summary>
-    private FuseEntry EntryOf(Attr attr) => new(attr.Ino, 0, Conversions.ToFuse(attr), _timeout, _timeout);
+    private FuseEntry EntryNotYetShown(Attr attr) => new(attr.Ino, 0, Conversions.ToFuse(attr), _timeout, _timeout);
 
     private FuseAttr Shown(Attr attr)
     {

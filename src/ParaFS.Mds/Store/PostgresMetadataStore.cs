@@ -316,11 +316,7 @@ public sealed class PostgresMetadataStore : IMetadataStore
     /// to lock the row the claim updated (a serialization failure, run again) and its next
     /// attempt finds the new epoch.
     /// </summary>
-    private Action<SqlTransaction>? FenceBeforeFirstWrite(long mine) => mine == 0 ? null : tx =>
-    {
-        var current = (long)((Transaction)tx).Epoch()!;
-        ThrowIfDeposed(current, mine, inner: null);
-    };
+    private Action<long>? FenceBeforeFirstWrite(long mine) => mine == 0 ? null : current => ThrowIfDeposed(current, mine, inner: null);
 
     /// <summary>After a failed write: reads the epoch on a connection of its own, and throws <see cref="LeadershipLostException"/> if another MDS has claimed the store.</summary>
     private async Task CheckEpochAsync(Exception failure, CancellationToken cancellationToken)
@@ -517,12 +513,10 @@ public sealed class PostgresMetadataStore : IMetadataStore
     /// <summary>One transaction's statements. Counters are PostgreSQL sequences: never a hot row every create must lock.</summary>
     private sealed class Transaction(
         NpgsqlConnection connection, NpgsqlTransaction tx, System.Collections.Concurrent.ConcurrentDictionary<string, bool> knownSequences,
-        Action<SqlTransaction>? beforeFirstWrite = null) : SqlTransaction
+        Action<long>? checkEpoch = null) : SqlTransaction
     {
-        private Action<SqlTransaction>? _beforeFirstWrite = beforeFirstWrite;
-
-        /// <summary>The leader epoch, its row held FOR SHARE until the transaction ends.</summary>
-        public object? Epoch() => Scalar("SELECT epoch FROM leader WHERE id = 1 FOR SHARE");
+        /// <summary>Given the leader epoch, read FOR SHARE, before the transaction's first change; then cleared.</summary>
+        private Action<long>? _checkEpoch = checkEpoch;
 
         /// <summary>
         /// One sequence per counter (created on first use). A sequence hands out each value once
@@ -569,9 +563,10 @@ public sealed class PostgresMetadataStore : IMetadataStore
         protected override int Run(string sql, params object[] values)
         {
             // Every change goes through here (reads use Scalar and Query).
-            if (Interlocked.Exchange(ref _beforeFirstWrite, null) is { } fence)
+            if (_checkEpoch is { } check)
             {
-                fence(this);
+                _checkEpoch = null;
+                check((long)Scalar("SELECT epoch FROM leader WHERE id = 1 FOR SHARE")!);
             }
 
             using var command = Prepare(sql, values);

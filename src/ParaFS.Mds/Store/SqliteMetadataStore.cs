@@ -78,7 +78,7 @@ public sealed class SqliteMetadataStore : IMetadataStore
     }
 
     /// <summary>How many read transactions may run at once: one per core, at least 2 and at most 8.</summary>
-    public static int ReaderCount { get; } = Math.Clamp(Environment.ProcessorCount, 2, 8);
+    private static readonly int ReaderCount = Math.Clamp(Environment.ProcessorCount, 2, 8);
 
     public string Kind => "sqlite";
 
