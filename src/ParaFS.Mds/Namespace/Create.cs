@@ -1,4 +1,5 @@
 using ParaFS.Common;
+using ParaFS.Mds.Sessions;
 using ParaFS.Mds.Store;
 using ParaFS.Protocol.Mds;
 
@@ -41,6 +42,12 @@ public sealed partial class MdsNamespace
             catch (TruncateFirstException truncate)
             {
                 await TruncateAsync(truncate.Ino, 0, context.Origin).ConfigureAwait(false);
+            }
+            catch (InodeBeingRemovedException removing)
+            {
+                // The name's inode is being deleted by a removal; once it is over, the name is
+                // gone and this creates a new file (or the removal failed and this opens it).
+                await removing.Removed.ConfigureAwait(false);
             }
         }
     }

@@ -125,7 +125,7 @@ public sealed partial class MdsNamespace
     }
 
     /// <summary>Removes an inode whose last name is gone: kept as an orphan while open, else deleted with its objects queued for deletion.</summary>
-    private bool DropIfUnreferenced(IStoreTransaction tx, InodeRecord inode)
+    private static bool DropIfUnreferenced(IStoreTransaction tx, InodeRecord inode, RemovalClaims claims)
     {
         var unreferenced = inode.Type == FileType.Directory ? inode.Nlink <= 1 : inode.Nlink == 0;
         if (!unreferenced)
@@ -134,7 +134,7 @@ public sealed partial class MdsNamespace
             return false;
         }
 
-        if (inode.Type != FileType.Directory && _sessions.IsOpen(inode.Ino))
+        if (inode.Type != FileType.Directory && !claims.NobodyHasOpen(inode.Ino))
         {
             inode.Nlink = 0;
             tx.UpdateInode(inode);
@@ -143,6 +143,29 @@ public sealed partial class MdsNamespace
 
         Destroy(tx, inode);
         return true;
+    }
+
+    /// <summary>
+    /// The inodes one removal has claimed (<see cref="SessionTable.TryClaimRemoval"/>), so that no
+    /// open registers a handle on them until the removal's transaction is over; disposed once it
+    /// is, however many times the store ran the work.
+    /// </summary>
+    private sealed class RemovalClaims(SessionTable sessions) : IDisposable
+    {
+        private readonly HashSet<long> _claimed = [];
+
+        /// <summary>True when nobody holds <paramref name="ino"/> open; it then stays so until this is disposed.</summary>
+        public bool NobodyHasOpen(long ino) => _claimed.Contains(ino) || (sessions.TryClaimRemoval(ino) && _claimed.Add(ino));
+
+        public void Dispose()
+        {
+            foreach (var ino in _claimed)
+            {
+                sessions.ReleaseRemoval(ino);
+            }
+
+            _claimed.Clear();
+        }
     }
 
     private static void Destroy(IStoreTransaction tx, InodeRecord inode)

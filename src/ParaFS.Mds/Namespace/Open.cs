@@ -51,27 +51,37 @@ public sealed partial class MdsNamespace
         // after a restart just opens again), so its transaction writes nothing and waits for no
         // flush to the disk: a data loader opening many small files pays no fsync per open. A
         // plain open is this one transaction; its permission check is made inside it.
-        var opens = new PendingOpens(_sessions);
-        try
+        // A removal deleting the inode right now makes the open wait for it and run again
+        // (SessionTable.TryClaimRemoval): it then finds the inode gone.
+        while (true)
         {
-            return await CommitAsync(context, tx =>
+            var opens = new PendingOpens(_sessions);
+            try
+            {
+                return await CommitAsync(context, tx =>
+                {
+                    opens.Undo();
+                    var current = Require(tx, ino);
+                    CheckOpenPermission(context.Caller, current, flags);
+                    if (current.Nlink == 0 && current.Type != FileType.Directory && !_sessions.IsOpen(ino))
+                    {
+                        throw new ParaFsException(Errno.ENOENT, $"inode {ino} was removed");
+                    }
+
+                    var open = opens.Add(session, ino, flags, current.Layout?.Generation ?? 0);
+                    return new OpenReply { Handle = open.Handle, Attr = ToAttr(current), Layout = current.Layout };
+                }, r => truncating ? r : null).ConfigureAwait(false);
+            }
+            catch (InodeBeingRemovedException removing)
             {
                 opens.Undo();
-                var current = Require(tx, ino);
-                CheckOpenPermission(context.Caller, current, flags);
-                if (current.Nlink == 0 && current.Type != FileType.Directory && !_sessions.IsOpen(ino))
-                {
-                    throw new ParaFsException(Errno.ENOENT, $"inode {ino} was removed");
-                }
-
-                var open = opens.Add(session, ino, flags, current.Layout?.Generation ?? 0);
-                return new OpenReply { Handle = open.Handle, Attr = ToAttr(current), Layout = current.Layout };
-            }, r => truncating ? r : null).ConfigureAwait(false);
-        }
-        catch
-        {
-            opens.Undo();
-            throw;
+                await removing.Removed.ConfigureAwait(false);
+            }
+            catch
+            {
+                opens.Undo();
+                throw;
+            }
         }
     }
 
@@ -126,10 +136,11 @@ public sealed partial class MdsNamespace
     /// <summary>Deletes inodes that lost their last open while having no name (after a session expired, or after an MDS restart).</summary>
     public async Task<int> ReclaimIfOrphanAsync(long ino)
     {
+        using var claims = new RemovalClaims(_sessions);
         var destroyed = await _store.WriteAsync(tx =>
         {
             var inode = tx.GetInode(ino);
-            if (inode is null || inode.Nlink != 0 || _sessions.IsOpen(ino))
+            if (inode is null || inode.Nlink != 0 || !claims.NobodyHasOpen(ino))
             {
                 return false;
             }

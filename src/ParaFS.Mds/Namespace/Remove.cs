@@ -17,6 +17,7 @@ public sealed partial class MdsNamespace
             throw new ParaFsException(directoryWanted ? (name == "." ? Errno.EINVAL : Errno.ENOTEMPTY) : Errno.EISDIR, $"cannot remove '{name}'");
         }
 
+        using var claims = new RemovalClaims(_sessions);
         var removed = await CommitAsync(context, tx =>
         {
             var directory = RequireDirectory(tx, parent);
@@ -54,8 +55,9 @@ public sealed partial class MdsNamespace
             inode.CtimeNs = now;
             Touch(directory, now);
             tx.UpdateInode(directory);
-            return (Ino: ino, Destroyed: DropIfUnreferenced(tx, inode));
+            return (Ino: ino, Destroyed: DropIfUnreferenced(tx, inode, claims));
         }, _ => NoReply).ConfigureAwait(false);
+        claims.Dispose(); // at once: opens waiting on the claim need not wait for the notifications
 
         if (removed.Destroyed)
         {

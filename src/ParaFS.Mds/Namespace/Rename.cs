@@ -27,6 +27,7 @@ public sealed partial class MdsNamespace
         }
 
         var caller = context.Caller;
+        using var claims = new RemovalClaims(_sessions);
         var outcome = await CommitAsync(context, tx =>
         {
             var from = RequireDirectory(tx, parent);
@@ -120,7 +121,7 @@ public sealed partial class MdsNamespace
                 }
 
                 target.CtimeNs = now;
-                destroyed = DropIfUnreferenced(tx, target);
+                destroyed = DropIfUnreferenced(tx, target, claims);
             }
             else
             {
@@ -133,6 +134,7 @@ public sealed partial class MdsNamespace
             SaveParents(tx, from, to, now);
             return (Destroyed: destroyed, Victim: target?.Ino);
         }, _ => NoReply).ConfigureAwait(false);
+        claims.Dispose(); // at once: opens waiting on the claim need not wait for the notifications
 
         if (outcome.Destroyed)
         {

@@ -39,6 +39,7 @@ public sealed class SessionTable
     private readonly Dictionary<ulong, ClientSession> _sessions = [];
     private readonly Dictionary<ulong, OpenFile> _handles = [];
     private readonly Dictionary<long, int> _openCounts = [];
+    private readonly Dictionary<long, Removal> _removing = [];
     private long _lastId = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() << 16;
 
     private long _recoveryEndsAt;
@@ -130,11 +131,20 @@ public sealed class SessionTable
         }
     }
 
-    /// <summary>Registers an open handle; <paramref name="layoutGeneration"/> is the layout the open's reply carries.</summary>
+    /// <summary>
+    /// Registers an open handle; <paramref name="layoutGeneration"/> is the layout the open's reply
+    /// carries. Throws <see cref="InodeBeingRemovedException"/> while a removal has claimed the
+    /// inode (<see cref="TryClaimRemoval"/>): the open is to wait for it and run again.
+    /// </summary>
     public OpenFile AddOpen(ClientSession session, long ino, uint flags, ulong layoutGeneration)
     {
         lock (_lock)
         {
+            if (_removing.TryGetValue(ino, out var removal))
+            {
+                throw new InodeBeingRemovedException(ino, removal.Done.Task);
+            }
+
             var open = new OpenFile(NewId(), ino, flags, session.Id);
             AddOpenLocked(session, open);
             SeenLocked(session, ino, layoutGeneration);
@@ -209,6 +219,49 @@ public sealed class SessionTable
         {
             return _openCounts.ContainsKey(ino);
         }
+    }
+
+    /// <summary>
+    /// A removal that is about to delete <paramref name="ino"/> asks that nobody holds it open.
+    /// When nobody does, the inode stays claimed until <see cref="ReleaseRemoval"/>: an open in
+    /// the meantime is refused with <see cref="InodeBeingRemovedException"/>, so it cannot read
+    /// the inode from a snapshot taken before the deletion commits and register a handle on a
+    /// file that is then gone (PostgreSQL runs write transactions side by side). Several
+    /// removals may claim one inode (two names of it going at once); each releases its own claim.
+    /// </summary>
+    public bool TryClaimRemoval(long ino)
+    {
+        lock (_lock)
+        {
+            if (_openCounts.ContainsKey(ino))
+            {
+                return false;
+            }
+
+            if (!_removing.TryGetValue(ino, out var removal))
+            {
+                _removing[ino] = removal = new Removal();
+            }
+
+            removal.Claims++;
+            return true;
+        }
+    }
+
+    /// <summary>Ends a claim of <see cref="TryClaimRemoval"/>, once the removal's transaction has committed or failed; opens waiting on it run again.</summary>
+    public void ReleaseRemoval(long ino)
+    {
+        Removal? done = null;
+        lock (_lock)
+        {
+            if (_removing.TryGetValue(ino, out var removal) && --removal.Claims == 0)
+            {
+                _removing.Remove(ino);
+                done = removal;
+            }
+        }
+
+        done?.Done.TrySetResult();
     }
 
     /// <summary>
@@ -304,4 +357,17 @@ public sealed class SessionTable
         _openCounts[ino] = left;
         return false;
     }
+
+    private sealed class Removal
+    {
+        public int Claims;
+
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}
+
+/// <summary>An open met an inode a removal is deleting; <see cref="Removed"/> completes once that removal is over, and the open runs again.</summary>
+public sealed class InodeBeingRemovedException(long ino, Task removed) : Exception($"inode {ino} is being removed; the open waits for the removal and runs again")
+{
+    public Task Removed { get; } = removed;
 }
