@@ -66,6 +66,10 @@ public sealed partial class MdsNamespace
             opens.Undo();
             throw;
         }
+        finally
+        {
+            await opens.ReclaimReleasedAsync(this).ConfigureAwait(false);
+        }
 
         if (reply.Created)
         {

@@ -82,6 +82,10 @@ public sealed partial class MdsNamespace
                 opens.Undo();
                 throw;
             }
+            finally
+            {
+                await opens.ReclaimReleasedAsync(this).ConfigureAwait(false);
+            }
         }
     }
 
@@ -94,6 +98,7 @@ public sealed partial class MdsNamespace
     private sealed class PendingOpens(SessionTable sessions)
     {
         private readonly List<ulong> _handles = [];
+        private readonly List<long> _released = [];
 
         public OpenFile Add(ClientSession session, long ino, uint flags, ulong layoutGeneration)
         {
@@ -106,10 +111,27 @@ public sealed partial class MdsNamespace
         {
             foreach (var handle in _handles)
             {
-                sessions.Close(handle);
+                if (sessions.Close(handle) is { Open: { } open, Last: true })
+                {
+                    _released.Add(open.Ino);
+                }
             }
 
             _handles.Clear();
+        }
+
+        /// <summary>
+        /// Deletes what an undone handle alone kept: a removal that ran while the handle was
+        /// registered kept the file as an orphan for it, and nothing else will close it.
+        /// </summary>
+        public async Task ReclaimReleasedAsync(MdsNamespace ns)
+        {
+            foreach (var ino in _released)
+            {
+                await ns.ReclaimIfOrphanAsync(ino).ConfigureAwait(false);
+            }
+
+            _released.Clear();
         }
     }
 
