@@ -4,27 +4,119 @@ using ParaFS.Protocol.Mds;
 namespace ParaFS.Client;
 
 /// <summary>
-/// Attributes by inode and entries by (directory, name), each trusted for a short lifetime and
-/// dropped at once when the MDS calls back that they changed.
+/// Attributes by inode, entries by (directory, name) and security.* extended attributes by
+/// inode, each trusted for a short lifetime and dropped at once when the MDS calls back that they
+/// changed. Expired entries are swept out once the cache holds many, so it does not grow by every
+/// file the client ever looked at.
 /// </summary>
 internal sealed class MetadataCache(TimeSpan lifetime)
 {
+    /// <summary>Up to this many entries in all, nothing is swept.</summary>
+    private const int SweepAbove = 16_384;
+
     private readonly ConcurrentDictionary<ulong, (AttrReply Reply, long Expires)> _attrs = new();
     private readonly ConcurrentDictionary<(ulong Parent, string Name), (ulong Ino, long Expires)> _entries = new();
+    private readonly ConcurrentDictionary<ulong, SecurityXattrs> _securityXattrs = new();
+    private long _sweepAt = SweepAbove;
+
+    private long Expiry => Environment.TickCount64 + (long)lifetime.TotalMilliseconds;
+
+    /// <summary>How many entries of all kinds are held (for tests).</summary>
+    public int Count => _attrs.Count + _entries.Count + _securityXattrs.Count;
 
     public AttrReply? GetAttr(ulong ino) =>
         _attrs.TryGetValue(ino, out var e) && e.Expires > Environment.TickCount64 ? e.Reply : null;
 
-    public void PutAttr(AttrReply reply) =>
-        _attrs[reply.Attr.Ino] = (reply, Environment.TickCount64 + (long)lifetime.TotalMilliseconds);
+    public void PutAttr(AttrReply reply)
+    {
+        _attrs[reply.Attr.Ino] = (reply, Expiry);
+        SweepIfLarge();
+    }
 
     public ulong? GetEntry(ulong parent, string name) =>
         _entries.TryGetValue((parent, name), out var e) && e.Expires > Environment.TickCount64 ? e.Ino : null;
 
-    public void PutEntry(ulong parent, string name, ulong ino) =>
-        _entries[(parent, name)] = (ino, Environment.TickCount64 + (long)lifetime.TotalMilliseconds);
+    public void PutEntry(ulong parent, string name, ulong ino)
+    {
+        _entries[(parent, name)] = (ino, Expiry);
+        SweepIfLarge();
+    }
 
     public void DropAttr(ulong ino) => _attrs.TryRemove(ino, out _);
 
     public void DropEntry(ulong parent, string name) => _entries.TryRemove((parent, name), out _);
+
+    /// <summary>
+    /// What the MDS last said of a security.* attribute of <paramref name="ino"/>: true with its
+    /// value, or with null when the inode has none of that name. Every caller may read security.*
+    /// attributes, so one answer serves all. The kernel asks for security.capability before every
+    /// write(2) to see whether the write must drop it.
+    /// </summary>
+    public bool TryGetSecurityXattr(ulong ino, string name, out byte[]? value)
+    {
+        value = null;
+        if (!_securityXattrs.TryGetValue(ino, out var known) || known.Expires <= Environment.TickCount64)
+        {
+            return false;
+        }
+
+        foreach (var (n, v) in known.Values)
+        {
+            if (n == name)
+            {
+                value = v;
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Keeps the answer for <paramref name="name"/> (null: absent) beside what is known of the inode's other security.* attributes.</summary>
+    public void PutSecurityXattr(ulong ino, string name, byte[]? value)
+    {
+        var expires = Expiry;
+        _securityXattrs.AddOrUpdate(
+            ino,
+            _ => new SecurityXattrs([(name, value)], expires),
+            (_, known) => new SecurityXattrs([.. known.Expires > Environment.TickCount64 ? known.Values.Where(v => v.Name != name) : [], (name, value)], expires));
+        SweepIfLarge();
+    }
+
+    /// <summary>Forgets the inode's extended attributes: they changed (here or, as the MDS calls back, elsewhere).</summary>
+    public void DropXattrs(ulong ino) => _securityXattrs.TryRemove(ino, out _);
+
+    /// <summary>
+    /// Sweeps out expired entries once the cache has doubled since the last sweep (and holds more
+    /// than <see cref="SweepAbove"/>): each put pays for a constant share of the sweeps.
+    /// </summary>
+    private void SweepIfLarge()
+    {
+        var sweepAt = Volatile.Read(ref _sweepAt);
+        if (Count <= sweepAt || Interlocked.CompareExchange(ref _sweepAt, long.MaxValue, sweepAt) != sweepAt)
+        {
+            return; // small enough, or another caller is sweeping
+        }
+
+        var now = Environment.TickCount64;
+        Sweep(_attrs, e => e.Expires, now);
+        Sweep(_entries, e => e.Expires, now);
+        Sweep(_securityXattrs, e => e.Expires, now);
+        Volatile.Write(ref _sweepAt, Math.Max(SweepAbove, 2L * Count));
+    }
+
+    /// <summary>Removes the entries expired at <paramref name="now"/>; one put again meanwhile stays (only the exact expired value is removed).</summary>
+    private static void Sweep<TKey, TValue>(ConcurrentDictionary<TKey, TValue> cache, Func<TValue, long> expires, long now)
+        where TKey : notnull
+    {
+        foreach (var entry in cache)
+        {
+            if (expires(entry.Value) <= now)
+            {
+                cache.TryRemove(entry);
+            }
+        }
+    }
+
+    private sealed record SecurityXattrs((string Name, byte[]? Value)[] Values, long Expires);
 }

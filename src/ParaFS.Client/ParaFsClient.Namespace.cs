@@ -1,4 +1,5 @@
 using Google.Protobuf;
+using ParaFS.Common;
 using ParaFS.Protocol;
 using ParaFS.Protocol.Mds;
 using Empty = ParaFS.Protocol.Ost.Empty;
@@ -109,6 +110,11 @@ public sealed partial class ParaFsClient
         _cache.PutEntry(parent, name, reply.Attr.Ino);
         _cache.PutAttr(attr);
         _cache.DropAttr(parent);
+        if ((request.Exclusive || reply.Created) && type == FileType.Regular)
+        {
+            // A file made just now has no extended attributes: its first write need not ask.
+            _cache.PutSecurityXattr(reply.Attr.Ino, CapabilityXattr, null);
+        }
         FileHandle? handle = null;
         if (reply.Handle != 0)
         {
@@ -170,17 +176,69 @@ public sealed partial class ParaFsClient
         return reply;
     }
 
-    public Task SetXattrAsync(Caller caller, ulong ino, string name, ReadOnlyMemory<byte> value, uint flags, CancellationToken cancellationToken = default) =>
-        _mds.CallAsync(Methods.MdsSetXattr, new XattrRequest { Caller = caller, Ino = ino, Name = name, Value = ByteString.CopyFrom(value.Span), Flags = flags }, Empty.Parser, idempotent: false, cancellationToken);
+    public async Task SetXattrAsync(Caller caller, ulong ino, string name, ReadOnlyMemory<byte> value, uint flags, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await _mds.CallAsync(Methods.MdsSetXattr, new XattrRequest { Caller = caller, Ino = ino, Name = name, Value = ByteString.CopyFrom(value.Span), Flags = flags }, Empty.Parser, idempotent: false, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _cache.DropXattrs(ino);
+        }
+    }
 
-    public async Task<byte[]> GetXattrAsync(Caller caller, ulong ino, string name, CancellationToken cancellationToken = default) =>
-        (await _mds.CallAsync(Methods.MdsGetXattr, new XattrRequest { Caller = caller, Ino = ino, Name = name }, XattrReply.Parser, idempotent: true, cancellationToken).ConfigureAwait(false)).Value.ToByteArray();
+    /// <summary>Extended attributes every caller may read (the MDS's rule), so one cached answer serves all.</summary>
+    private const string SecurityXattrPrefix = "security.";
+
+    /// <summary>The file capabilities the kernel looks for before each write(2) (XATTR_NAME_CAPS).</summary>
+    private const string CapabilityXattr = "security.capability";
+
+    /// <summary>
+    /// getxattr. A security.* attribute reads the same for every caller, so its answer (a value or
+    /// ENODATA) is kept for the cache lifetime, until this client changes the inode's attributes or
+    /// the MDS calls back that another did: the kernel asks for security.capability before every
+    /// write(2), and a round trip to the MDS per write would cost more than the write.
+    /// </summary>
+    public async Task<byte[]> GetXattrAsync(Caller caller, ulong ino, string name, CancellationToken cancellationToken = default)
+    {
+        var shared = name.StartsWith(SecurityXattrPrefix, StringComparison.Ordinal);
+        if (shared && _cache.TryGetSecurityXattr(ino, name, out var known))
+        {
+            return known ?? throw new ParaFsException(Errno.ENODATA, $"no extended attribute {name} on inode {ino}");
+        }
+
+        try
+        {
+            var value = (await _mds.CallAsync(Methods.MdsGetXattr, new XattrRequest { Caller = caller, Ino = ino, Name = name }, XattrReply.Parser, idempotent: true, cancellationToken).ConfigureAwait(false)).Value.ToByteArray();
+            if (shared)
+            {
+                _cache.PutSecurityXattr(ino, name, value);
+            }
+
+            return value;
+        }
+        catch (ParaFsException e) when (shared && e.Errno == Errno.ENODATA)
+        {
+            _cache.PutSecurityXattr(ino, name, null);
+            throw;
+        }
+    }
 
     public async Task<IReadOnlyList<string>> ListXattrAsync(Caller caller, ulong ino, CancellationToken cancellationToken = default) =>
         (await _mds.CallAsync(Methods.MdsListXattr, new XattrRequest { Caller = caller, Ino = ino }, XattrReply.Parser, idempotent: true, cancellationToken).ConfigureAwait(false)).Names;
 
-    public Task RemoveXattrAsync(Caller caller, ulong ino, string name, CancellationToken cancellationToken = default) =>
-        _mds.CallAsync(Methods.MdsRemoveXattr, new XattrRequest { Caller = caller, Ino = ino, Name = name }, Empty.Parser, idempotent: false, cancellationToken);
+    public async Task RemoveXattrAsync(Caller caller, ulong ino, string name, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await _mds.CallAsync(Methods.MdsRemoveXattr, new XattrRequest { Caller = caller, Ino = ino, Name = name }, Empty.Parser, idempotent: false, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _cache.DropXattrs(ino);
+        }
+    }
 
     public Task<StatFsReply> StatFsAsync(CancellationToken cancellationToken = default) =>
         _mds.CallAsync(Methods.MdsStatFs, new StatFsRequest(), StatFsReply.Parser, idempotent: true, cancellationToken);

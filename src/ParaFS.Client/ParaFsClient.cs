@@ -128,6 +128,7 @@ public sealed partial class ParaFsClient : IAsyncDisposable
             case Methods.PushAttrChanged:
                 var attr = push.ParseMessage(AttrChanged.Parser);
                 _cache.DropAttr(attr.Ino);
+                _cache.DropXattrs(attr.Ino);
                 AttrInvalidated?.Invoke(attr.Ino);
                 break;
             case Methods.PushLayoutChanged:

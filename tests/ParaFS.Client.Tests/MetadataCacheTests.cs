@@ -1,0 +1,81 @@
+using System.Text;
+using ParaFS.Common;
+using ParaFS.Protocol.Mds;
+
+namespace ParaFS.Client.Tests;
+
+/// <summary>
+/// What the client keeps of the MDS's answers. A call made with a token already cancelled shows
+/// whether an answer came from the cache: a call that goes to the MDS throws at once.
+/// </summary>
+public sealed class MetadataCacheTests : IAsyncLifetime
+{
+    private const ulong Root = ParaFsClient.RootIno;
+    private const string Capability = "security.capability";
+    private const uint ReadWrite = 2;
+    private static readonly Caller Me = TestCluster.RootCaller;
+    private static readonly CancellationToken NoCall = new(canceled: true);
+    private TestCluster _cluster = null!;
+
+    public async Task InitializeAsync() => _cluster = await TestCluster.StartAsync(targets: 1);
+
+    public async Task DisposeAsync() => await _cluster.DisposeAsync();
+
+    [Fact]
+    public async Task Security_xattrs_are_answered_from_the_cache_until_another_client_changes_them()
+    {
+        // A lifetime longer than the test: only a callback can end what the cache holds.
+        await using var keeper = await _cluster.ClientAsync(new ClientOptions { CacheLifetime = TimeSpan.FromMinutes(5) });
+        await using var other = await _cluster.ClientAsync();
+        var (created, _) = await keeper.CreateAsync(Me, Root, "f", FileType.Regular, 0x1A4, openFlags: ReadWrite);
+        var ino = created.Attr.Ino;
+
+        // Made just now: its first write asks nothing of the MDS.
+        Assert.Equal(Errno.ENODATA, (await Assert.ThrowsAsync<ParaFsException>(() => keeper.GetXattrAsync(Me, ino, Capability, NoCall))).Errno);
+
+        var value = Encoding.ASCII.GetBytes("caps");
+        await other.SetXattrAsync(Me, ino, Capability, value, 0);
+        await Eventually.TrueAsync(async () => (await keeper.GetXattrAsync(Me, ino, Capability)).SequenceEqual(value), "the callback to end the cached ENODATA", TimeSpan.FromSeconds(20));
+        Assert.Equal(value, await keeper.GetXattrAsync(Me, ino, Capability, NoCall));
+
+        // This client's own change ends what it kept at once.
+        await keeper.RemoveXattrAsync(Me, ino, Capability);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => keeper.GetXattrAsync(Me, ino, Capability, NoCall));
+        Assert.Equal(Errno.ENODATA, (await Assert.ThrowsAnyAsync<ParaFsException>(() => keeper.GetXattrAsync(Me, ino, Capability))).Errno);
+        Assert.Equal(Errno.ENODATA, (await Assert.ThrowsAsync<ParaFsException>(() => keeper.GetXattrAsync(Me, ino, Capability, NoCall))).Errno);
+
+        // user.* reads depend on the caller's permissions: never kept.
+        await keeper.SetXattrAsync(Me, ino, "user.a", value, 0);
+        Assert.Equal(value, await keeper.GetXattrAsync(Me, ino, "user.a"));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => keeper.GetXattrAsync(Me, ino, "user.a", NoCall));
+    }
+
+    [Fact]
+    public async Task An_open_with_O_CREAT_of_a_file_that_exists_keeps_nothing_of_its_xattrs()
+    {
+        await using var keeper = await _cluster.ClientAsync(new ClientOptions { CacheLifetime = TimeSpan.FromMinutes(5) });
+        await using var other = await _cluster.ClientAsync();
+        var (made, _) = await other.CreateAsync(Me, Root, "g", FileType.Regular, 0x1A4);
+        var value = Encoding.ASCII.GetBytes("caps");
+        await other.SetXattrAsync(Me, made.Attr.Ino, Capability, value, 0);
+
+        var (opened, handle) = await keeper.CreateAsync(Me, Root, "g", FileType.Regular, 0x1A4, openFlags: ReadWrite);
+        Assert.NotNull(handle);
+        Assert.Equal(made.Attr.Ino, opened.Attr.Ino);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => keeper.GetXattrAsync(Me, made.Attr.Ino, Capability, NoCall));
+        Assert.Equal(value, await keeper.GetXattrAsync(Me, made.Attr.Ino, Capability));
+    }
+
+    [Fact]
+    public void Expired_entries_are_swept_once_the_cache_is_large()
+    {
+        var cache = new MetadataCache(TimeSpan.Zero);
+        for (ulong ino = 1; ino <= 40_000; ino++)
+        {
+            cache.PutAttr(new AttrReply { Attr = new Attr { Ino = ino } });
+            cache.PutSecurityXattr(ino, Capability, null);
+        }
+
+        Assert.InRange(cache.Count, 1, 17_000);
+    }
+}
