@@ -17,7 +17,9 @@ internal sealed class MetadataCache(TimeSpan lifetime)
     private readonly ConcurrentDictionary<ulong, (AttrReply Reply, long Expires)> _attrs = new();
     private readonly ConcurrentDictionary<(ulong Parent, string Name), (ulong Ino, long Expires)> _entries = new();
     private readonly ConcurrentDictionary<ulong, SecurityXattrs> _securityXattrs = new();
+    private readonly Dictionary<ulong, Changing> _changing = [];
     private long _sweepAt = SweepAbove;
+    private int _changingCount;
 
     private long Expiry => Environment.TickCount64 + (long)lifetime.TotalMilliseconds;
 
@@ -42,7 +44,71 @@ internal sealed class MetadataCache(TimeSpan lifetime)
         SweepIfLarge();
     }
 
-    public void DropAttr(ulong ino) => _attrs.TryRemove(ino, out _);
+    public void DropAttr(ulong ino)
+    {
+        if (Volatile.Read(ref _changingCount) == 0)
+        {
+            _attrs.TryRemove(ino, out _);
+            return;
+        }
+
+        lock (_changing)
+        {
+            if (_changing.TryGetValue(ino, out var changing))
+            {
+                changing.Changes++;
+            }
+
+            _attrs.TryRemove(ino, out _);
+        }
+    }
+
+    /// <summary>
+    /// This client starts a call that changes directory <paramref name="ino"/> and answers with its
+    /// attributes; the token goes to <see cref="EndChange"/>.
+    /// </summary>
+    public long BeginChange(ulong ino)
+    {
+        lock (_changing)
+        {
+            if (!_changing.TryGetValue(ino, out var changing))
+            {
+                _changing[ino] = changing = new Changing();
+                Interlocked.Increment(ref _changingCount);
+            }
+
+            changing.InFlight++;
+            return ++changing.Changes;
+        }
+    }
+
+    /// <summary>
+    /// The call ended: its answer <paramref name="attrs"/> is kept only when nothing else touched
+    /// the inode meanwhile (no other change of this client began, nothing dropped it); replies of
+    /// overlapping calls may arrive out of order, and then the attributes are dropped instead.
+    /// </summary>
+    public void EndChange(ulong ino, long token, AttrReply? attrs)
+    {
+        lock (_changing)
+        {
+            var changing = _changing[ino];
+            var alone = changing.Changes == token;
+            if (--changing.InFlight == 0)
+            {
+                _changing.Remove(ino);
+                Interlocked.Decrement(ref _changingCount);
+            }
+
+            if (alone && attrs?.Attr?.Ino == ino)
+            {
+                _attrs[ino] = (attrs, Expiry);
+            }
+            else
+            {
+                _attrs.TryRemove(ino, out _);
+            }
+        }
+    }
 
     public void DropEntry(ulong parent, string name) => _entries.TryRemove((parent, name), out _);
 
@@ -116,6 +182,13 @@ internal sealed class MetadataCache(TimeSpan lifetime)
                 cache.TryRemove(entry);
             }
         }
+    }
+
+    /// <summary>Calls of this client changing one inode: how many run, and a count of changes (each begun call, each drop) since the first began.</summary>
+    private sealed class Changing
+    {
+        public int InFlight;
+        public long Changes;
     }
 
     private sealed record SecurityXattrs((string Name, byte[]? Value)[] Values, long Expires);

@@ -97,7 +97,7 @@ public sealed partial class ParaFsClient
             await ReportSizesAsync().ConfigureAwait(false);
         }
 
-        var reply = await _mds.CallAsync(Methods.MdsCreate, request, EntryReply.Parser, idempotent: false, cancellationToken).ConfigureAwait(false);
+        var reply = await ChangingDirectoryAsync(parent, () => _mds.CallAsync(Methods.MdsCreate, request, EntryReply.Parser, idempotent: false, cancellationToken), r => r.Parent).ConfigureAwait(false);
         if (truncating)
         {
             foreach (var other in HandlesOf(reply.Attr.Ino))
@@ -109,7 +109,6 @@ public sealed partial class ParaFsClient
         var attr = new AttrReply { Attr = reply.Attr, Layout = reply.Layout };
         _cache.PutEntry(parent, name, reply.Attr.Ino);
         _cache.PutAttr(attr);
-        _cache.DropAttr(parent);
         if ((request.Exclusive || reply.Created) && type == FileType.Regular)
         {
             // A file made just now has no extended attributes: its first write need not ask.
@@ -123,6 +122,28 @@ public sealed partial class ParaFsClient
         }
 
         return (attr, handle);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="call"/>, which changes directory <paramref name="parent"/> and answers
+    /// with its attributes: they are kept, so the kernel's next look at the directory (it drops
+    /// what it had after a create or an unlink) needs no round trip. Without them (an older MDS, a
+    /// reply from the record of a retried call), or when another call of this client changed the
+    /// directory meanwhile, they are dropped.
+    /// </summary>
+    private async Task<T> ChangingDirectoryAsync<T>(ulong parent, Func<Task<T>> call, Func<T, AttrReply?> attrs)
+    {
+        var token = _cache.BeginChange(parent);
+        T reply = default!;
+        try
+        {
+            reply = await call().ConfigureAwait(false);
+            return reply;
+        }
+        finally
+        {
+            _cache.EndChange(parent, token, reply is null ? null : attrs(reply));
+        }
     }
 
     public async Task<string> ReadlinkAsync(ulong ino, CancellationToken cancellationToken = default) =>
@@ -143,8 +164,8 @@ public sealed partial class ParaFsClient
     {
         var ino = _cache.GetEntry(parent, name);
         _cache.DropEntry(parent, name);
-        await _mds.CallAsync(Methods.MdsRemove, new RemoveRequest { Caller = caller, Parent = parent, Name = name, Directory = directory }, Empty.Parser, idempotent: false, cancellationToken).ConfigureAwait(false);
-        _cache.DropAttr(parent);
+        var request = new RemoveRequest { Caller = caller, Parent = parent, Name = name, Directory = directory };
+        await ChangingDirectoryAsync(parent, () => _mds.CallAsync(Methods.MdsRemove, request, RemoveReply.Parser, idempotent: false, cancellationToken), r => r.Parent).ConfigureAwait(false);
         if (ino is { } known)
         {
             _cache.DropAttr(known);

@@ -31,7 +31,7 @@ internal static class MdsService
             (c, reply) => ns.RestoreReplayedOpen(c, reply.Handle, (long)(reply.Attr?.Ino ?? 0), r.OpenFlags, reply.Layout?.Generation ?? 0)));
         d.Register(Methods.MdsReadlink, GetAttrRequest.Parser, async (r, _) => new RpcResult(new ReadlinkReply { Target = await ns.ReadlinkAsync((long)r.Ino).ConfigureAwait(false) }));
         d.Register(Methods.MdsLink, LinkRequest.Parser, (r, q) => Once(mds, q, Context(r.Caller, q), AttrReply.Parser, c => ns.LinkAsync(c, (long)r.Ino, (long)r.NewParent, r.NewName)));
-        d.Register(Methods.MdsRemove, RemoveRequest.Parser, (r, q) => Once(mds, q, Context(r.Caller, q), c => ns.RemoveAsync(c, (long)r.Parent, r.Name, r.Directory)));
+        d.Register(Methods.MdsRemove, RemoveRequest.Parser, (r, q) => Once(mds, q, Context(r.Caller, q), RemoveReply.Parser, c => ns.RemoveAsync(c, (long)r.Parent, r.Name, r.Directory)));
         d.Register(Methods.MdsRename, RenameRequest.Parser, (r, q) => Once(mds, q, Context(r.Caller, q), c => ns.RenameAsync(c, r)));
         d.Register(Methods.MdsReaddir, ReaddirRequest.Parser, async (r, q) =>
             new RpcResult(await ns.ReaddirAsync(Context(r.Caller, q), (long)r.Ino, (long)r.Cookie, (int)Math.Max(1, r.Limit), r.Plus).ConfigureAwait(false)));

@@ -67,6 +67,41 @@ public sealed class MetadataCacheTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_create_and_a_removal_leave_the_directory_attributes_they_answered_with()
+    {
+        await using var keeper = await _cluster.ClientAsync(new ClientOptions { CacheLifetime = TimeSpan.FromMinutes(5) });
+        await using var other = await _cluster.ClientAsync();
+        var dir = (await keeper.CreateAsync(Me, Root, "d", FileType.Directory, 0x1ED)).Attr.Attr.Ino;
+
+        await keeper.CreateAsync(Me, dir, "sub", FileType.Directory, 0x1ED);
+        await AssertKeptAsync(3);
+        await keeper.CreateAsync(Me, dir, "f", FileType.Regular, 0x1A4, openFlags: ReadWrite);
+        await AssertKeptAsync(3);
+        await keeper.RemoveAsync(Me, dir, "f", directory: false);
+        await AssertKeptAsync(3);
+        await keeper.RemoveAsync(Me, dir, "sub", directory: true);
+        await AssertKeptAsync(2);
+
+        // Replies of calls that overlap may arrive in any order: none of them may leave an older
+        // state in the cache than the last commit.
+        for (var round = 0; round < 5; round++)
+        {
+            await Task.WhenAll(Enumerable.Range(0, 8).Select(i => keeper.CreateAsync(Me, dir, $"r{round}-{i}", FileType.Directory, 0x1ED)));
+            Assert.Equal(2u + (8u * (uint)(round + 1)), (await keeper.GetAttrAsync(dir)).Attr.Nlink);
+        }
+
+        async Task AssertKeptAsync(uint nlink)
+        {
+            var kept = (await keeper.GetAttrAsync(dir, cancellationToken: NoCall)).Attr;
+            var actual = (await other.GetAttrAsync(dir, fresh: true)).Attr;
+            Assert.Equal(nlink, kept.Nlink);
+            Assert.Equal(actual.Nlink, kept.Nlink);
+            Assert.Equal(actual.MtimeNs, kept.MtimeNs);
+            Assert.Equal(actual.CtimeNs, kept.CtimeNs);
+        }
+    }
+
+    [Fact]
     public void Expired_entries_are_swept_once_the_cache_is_large()
     {
         var cache = new MetadataCache(TimeSpan.Zero);

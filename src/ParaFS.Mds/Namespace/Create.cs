@@ -93,7 +93,9 @@ public sealed partial class MdsNamespace
 
         if (tx.LookupEntry(parent, request.Name) is { } existing)
         {
-            return OpenExisting(tx, context, request, existing, opens);
+            var opened = OpenExisting(tx, context, request, existing, opens);
+            opened.Reply.Parent = ToAttrReply(directory);
+            return opened;
         }
 
         var now = NowNs();
@@ -149,7 +151,7 @@ public sealed partial class MdsNamespace
         Touch(directory, now);
         tx.UpdateInode(directory);
         var handle = request.Open ? opens.Add(context.Session!, inode.Ino, request.OpenFlags, inode.Layout?.Generation ?? 0).Handle : 0;
-        return (Reply: new EntryReply { Attr = ToAttr(inode), Layout = inode.Layout, Handle = handle, Created = true }, Created: true, Truncated: (InodeRecord?)null);
+        return (Reply: new EntryReply { Attr = ToAttr(inode), Layout = inode.Layout, Handle = handle, Created = true, Parent = ToAttrReply(directory) }, Created: true, Truncated: (InodeRecord?)null);
     }
 
     /// <summary>open(O_CREAT) without O_EXCL on a name that exists: open it (after permission checks), truncating it with O_TRUNC.</summary>

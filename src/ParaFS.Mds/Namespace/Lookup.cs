@@ -20,11 +20,7 @@ public sealed partial class MdsNamespace
         return new AttrReply { Attr = ToAttr(inode), Layout = inode.Layout };
     });
 
-    public Task<AttrReply> GetAttrAsync(long ino) => _store.ReadAsync(tx =>
-    {
-        var inode = Require(tx, ino);
-        return new AttrReply { Attr = ToAttr(inode), Layout = inode.Layout };
-    });
+    public Task<AttrReply> GetAttrAsync(long ino) => _store.ReadAsync(tx => ToAttrReply(Require(tx, ino)));
 
     public Task<string> ReadlinkAsync(long ino) => _store.ReadAsync(tx =>
     {

@@ -115,6 +115,8 @@ public sealed partial class MdsNamespace
         LayoutGeneration = i.Layout?.Generation ?? 0,
     };
 
+    private static AttrReply ToAttrReply(InodeRecord i) => new() { Attr = ToAttr(i), Layout = i.Layout };
+
     private static InodeRecord Require(IStoreTransaction tx, long ino) =>
         tx.GetInode(ino) ?? throw new ParaFsException(Errno.ENOENT, $"inode {ino} does not exist (it was removed)");
 

@@ -9,7 +9,7 @@ public sealed partial class MdsNamespace
     /// unlink(2) and rmdir(2). A file's last name going away deletes it, unless a client has it
     /// open: then it lives on (nlink 0) until the last close on any client.
     /// </summary>
-    public async Task RemoveAsync(RequestContext context, long parent, string name, bool directoryWanted)
+    public async Task<RemoveReply> RemoveAsync(RequestContext context, long parent, string name, bool directoryWanted)
     {
         Names.Check(name);
         if (name is "." or "..")
@@ -55,7 +55,7 @@ public sealed partial class MdsNamespace
             inode.CtimeNs = now;
             Touch(directory, now);
             tx.UpdateInode(directory);
-            return (Ino: ino, Destroyed: DropIfUnreferenced(tx, inode, claims));
+            return (Ino: ino, Destroyed: DropIfUnreferenced(tx, inode, claims), Parent: ToAttrReply(directory));
         }, _ => NoReply).ConfigureAwait(false);
         claims.Dispose(); // at once: opens waiting on the claim need not wait for the notifications
 
@@ -67,5 +67,6 @@ public sealed partial class MdsNamespace
         _notifier.EntryChanged(parent, name, context.Origin);
         _notifier.AttrChanged(parent, context.Origin);
         _notifier.AttrChanged(removed.Ino, context.Origin);
+        return new RemoveReply { Parent = removed.Parent };
     }
 }

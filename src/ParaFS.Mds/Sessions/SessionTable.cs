@@ -308,12 +308,18 @@ public sealed class SessionTable
         }
     }
 
-    /// <summary>Connections of sessions other than <paramref name="except"/>, for callbacks.</summary>
+    /// <summary>
+    /// The callback connections of every session but the one <paramref name="except"/> serves, for
+    /// callbacks about a change made over <paramref name="except"/>. A client spreads its calls over
+    /// several connections and takes callbacks on one: its own changes are not called back to it,
+    /// whichever connection carried them (it has updated its caches itself).
+    /// </summary>
     public IReadOnlyList<RpcServerConnection> Connections(RpcServerConnection? except)
     {
+        var origin = except?.State as ClientSession;
         lock (_lock)
         {
-            return [.. _sessions.Values.Select(s => s.Connection).OfType<RpcServerConnection>().Where(c => c != except && !c.IsClosed)];
+            return [.. _sessions.Values.Where(s => s != origin).Select(s => s.Connection).OfType<RpcServerConnection>().Where(c => c != except && !c.IsClosed)];
         }
     }
 
