@@ -11,7 +11,7 @@ namespace ParaFS.Client;
 /// </summary>
 internal sealed class MetadataCache(TimeSpan lifetime)
 {
-    /// <summary>Up to this many entries in all, nothing is swept.</summary>
+    /// <summary>Up to this many puts, nothing is swept.</summary>
     private const int SweepAbove = 16_384;
 
     private readonly ConcurrentDictionary<ulong, (AttrReply Reply, long Expires)> _attrs = new();
@@ -19,6 +19,8 @@ internal sealed class MetadataCache(TimeSpan lifetime)
     private readonly ConcurrentDictionary<ulong, SecurityXattrs> _securityXattrs = new();
     private readonly Dictionary<ulong, Changing> _changing = [];
     private long _sweepAt = SweepAbove;
+    private long _putsSinceSweep;
+    private int _sweeping;
     private int _changingCount;
 
     private long Expiry => Environment.TickCount64 + (long)lifetime.TotalMilliseconds;
@@ -153,13 +155,14 @@ internal sealed class MetadataCache(TimeSpan lifetime)
     public void DropXattrs(ulong ino) => _securityXattrs.TryRemove(ino, out _);
 
     /// <summary>
-    /// Sweeps out expired entries once the cache has doubled since the last sweep (and holds more
-    /// than <see cref="SweepAbove"/>): each put pays for a constant share of the sweeps.
+    /// Sweeps out expired entries once as many puts have come since the last sweep as it left
+    /// behind (and more than <see cref="SweepAbove"/>): each put pays for a constant share of the
+    /// sweeps, and the hot path only counts (ConcurrentDictionary.Count takes every lock).
     /// </summary>
     private void SweepIfLarge()
     {
-        var sweepAt = Volatile.Read(ref _sweepAt);
-        if (Count <= sweepAt || Interlocked.CompareExchange(ref _sweepAt, long.MaxValue, sweepAt) != sweepAt)
+        var puts = Interlocked.Increment(ref _putsSinceSweep);
+        if (puts <= Volatile.Read(ref _sweepAt) || Interlocked.Exchange(ref _sweeping, 1) != 0)
         {
             return; // small enough, or another caller is sweeping
         }
@@ -168,7 +171,9 @@ internal sealed class MetadataCache(TimeSpan lifetime)
         Sweep(_attrs, e => e.Expires, now);
         Sweep(_entries, e => e.Expires, now);
         Sweep(_securityXattrs, e => e.Expires, now);
-        Volatile.Write(ref _sweepAt, Math.Max(SweepAbove, 2L * Count));
+        Volatile.Write(ref _sweepAt, Math.Max(SweepAbove, Count));
+        Interlocked.Exchange(ref _putsSinceSweep, 0);
+        Volatile.Write(ref _sweeping, 0);
     }
 
     /// <summary>Removes the entries expired at <paramref name="now"/>; one put again meanwhile stays (only the exact expired value is removed).</summary>
