@@ -22,7 +22,7 @@ public sealed class CallbackNotifier(SessionTable sessions, ILogger logger) : IN
         Push(Methods.PushAttrChanged, new AttrChanged { Ino = (ulong)ino }, origin);
 
     public void LayoutChanged(long ino, ulong generation, RpcServerConnection? origin) =>
-        Push(Methods.PushLayoutChanged, new LayoutChanged { Ino = (ulong)ino, Generation = generation }, origin);
+        Push(Methods.PushLayoutChanged, new LayoutChanged { Ino = (ulong)ino, Generation = generation }, origin, originToo: true);
 
     public void LayoutChanged(long ino, ulong generation, IEnumerable<ClientSession> to)
     {
@@ -42,9 +42,9 @@ public sealed class CallbackNotifier(SessionTable sessions, ILogger logger) : IN
         }
     }
 
-    private void Push(uint method, IMessage message, RpcServerConnection? origin)
+    private void Push(uint method, IMessage message, RpcServerConnection? origin, bool originToo = false)
     {
-        foreach (var connection in sessions.Connections(origin))
+        foreach (var connection in sessions.Connections(origin, originToo))
         {
             _ = SendAsync(connection, method, message);
         }

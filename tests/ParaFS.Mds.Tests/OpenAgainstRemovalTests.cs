@@ -18,30 +18,34 @@ public sealed class OpenAgainstRemovalTests
     private const ulong Root = 1;
 
     [PostgresFact]
-    public async Task An_open_during_an_unlink_that_is_deleting_the_inode_waits_and_finds_it_gone()
-    {
-        await using var mds = await MdsFixture.StartAsync(TestStore.Postgres);
-        await mds.AddTargetsAsync(1);
-        await using var remover = await mds.ClientAsync();
-        await using var opener = await mds.ClientAsync();
-        var file = await remover.CreateAsync(Root, "victim");
-
-        await using var holdRow = await HoldInodeRowAsync(mds, file.Ino);
-        var unlink = remover.UnlinkAsync(Root, "victim");
-        await WaitForBlockedStatementAsync(mds);
-
-        var open = opener.OpenAsync(file.Ino, OpenFlags.ReadOnly);
-        var openedFirst = await Task.WhenAny(open, Task.Delay(TimeSpan.FromSeconds(1))) == open;
-        await holdRow.RollbackAsync();
-        await unlink.WaitAsync(Eventually.Patience);
-
-        Assert.False(openedFirst, "the open completed while the unlink deleting its inode had not committed");
-        var refused = await Assert.ThrowsAsync<RpcException>(() => open.WaitAsync(Eventually.Patience));
-        Assert.Equal(Errno.ENOENT, refused.Errno);
-    }
+    public Task An_open_during_an_unlink_that_is_deleting_the_inode_waits_and_finds_it_gone() => RaceUnlinkAsync(
+        (opener, ino) => opener.OpenAsync(ino, OpenFlags.ReadOnly),
+        async (_, _, open, completedFirst) =>
+        {
+            Assert.False(completedFirst, "the open completed while the unlink deleting its inode had not committed");
+            var refused = await Assert.ThrowsAsync<RpcException>(() => open.WaitAsync(Eventually.Patience));
+            Assert.Equal(Errno.ENOENT, refused.Errno);
+        });
 
     [PostgresFact]
-    public async Task A_create_of_a_name_whose_unlink_is_deleting_it_makes_a_new_file()
+    public Task A_create_of_a_name_whose_unlink_is_deleting_it_makes_a_new_file() => RaceUnlinkAsync(
+        (opener, _) => opener.CallAsync(Methods.MdsCreate, new CreateRequest { Caller = opener.Caller, Parent = Root, Name = "victim", Type = FileType.Regular, Mode = 0x1A4, Open = true, OpenFlags = OpenFlags.ReadWrite }, EntryReply.Parser),
+        async (opener, ino, create, _) =>
+        {
+            var created = await create.WaitAsync(Eventually.Patience);
+            Assert.NotEqual(ino, created.Attr.Ino);
+            Assert.Equal(created.Attr.Ino, (await opener.LookupAsync(Root, "victim")).Attr.Ino);
+            var gone = await Assert.ThrowsAsync<RpcException>(() => opener.GetAttrAsync(ino));
+            Assert.Equal(Errno.ENOENT, gone.Errno);
+        });
+
+    /// <summary>
+    /// Creates "victim" and unlinks it, holding the unlink after its decision and before its
+    /// commit; meanwhile <paramref name="racer"/> runs from a second client. Once the unlink has
+    /// committed, <paramref name="check"/> gets that client, the inode, the racer's task and
+    /// whether it completed before the commit (within a second).
+    /// </summary>
+    private static async Task RaceUnlinkAsync<T>(Func<TestClient, ulong, Task<T>> racer, Func<TestClient, ulong, Task<T>, bool, Task> check)
     {
         await using var mds = await MdsFixture.StartAsync(TestStore.Postgres);
         await mds.AddTargetsAsync(1);
@@ -53,16 +57,11 @@ public sealed class OpenAgainstRemovalTests
         var unlink = remover.UnlinkAsync(Root, "victim");
         await WaitForBlockedStatementAsync(mds);
 
-        var create = opener.CallAsync(Methods.MdsCreate, new CreateRequest { Caller = opener.Caller, Parent = Root, Name = "victim", Type = FileType.Regular, Mode = 0x1A4, Open = true, OpenFlags = OpenFlags.ReadWrite }, EntryReply.Parser);
-        await Task.WhenAny(create, Task.Delay(TimeSpan.FromSeconds(1)));
+        var raced = racer(opener, file.Ino);
+        var completedFirst = await Task.WhenAny(raced, Task.Delay(TimeSpan.FromSeconds(1))) == raced;
         await holdRow.RollbackAsync();
         await unlink.WaitAsync(Eventually.Patience);
-        var created = await create.WaitAsync(Eventually.Patience);
-
-        Assert.NotEqual(file.Ino, created.Attr.Ino);
-        Assert.Equal(created.Attr.Ino, (await opener.LookupAsync(Root, "victim")).Attr.Ino);
-        var gone = await Assert.ThrowsAsync<RpcException>(() => opener.GetAttrAsync(file.Ino));
-        Assert.Equal(Errno.ENOENT, gone.Errno);
+        await check(opener, file.Ino, raced, completedFirst);
     }
 
     /// <summary>Locks the inode's row from outside the MDS, so the unlink's DELETE of it waits (after its decision, before its commit) until the returned transaction ends.</summary>

@@ -312,11 +312,13 @@ public sealed class SessionTable
     /// The callback connections of every session but the one <paramref name="except"/> serves, for
     /// callbacks about a change made over <paramref name="except"/>. A client spreads its calls over
     /// several connections and takes callbacks on one: its own changes are not called back to it,
-    /// whichever connection carried them (it has updated its caches itself).
+    /// whichever connection carried them (it has updated its caches itself). With
+    /// <paramref name="originToo"/> only <paramref name="except"/> itself is left out: a layout
+    /// change, which the client that asked for it learns of by the callback like any holder.
     /// </summary>
-    public IReadOnlyList<RpcServerConnection> Connections(RpcServerConnection? except)
+    public IReadOnlyList<RpcServerConnection> Connections(RpcServerConnection? except, bool originToo = false)
     {
-        var origin = except?.State as ClientSession;
+        var origin = originToo ? null : except?.State as ClientSession;
         lock (_lock)
         {
             return [.. _sessions.Values.Where(s => s != origin).Select(s => s.Connection).OfType<RpcServerConnection>().Where(c => c != except && !c.IsClosed)];
