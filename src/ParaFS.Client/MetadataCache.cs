@@ -79,15 +79,18 @@ internal sealed class MetadataCache(TimeSpan lifetime)
                 Interlocked.Increment(ref _changingCount);
             }
 
-            changing.InFlight++;
-            return ++changing.Changes;
+            // A call that starts while another runs can commit before or after it: neither's
+            // answer is known to be the latest (-1 matches no count).
+            changing.Changes++;
+            return ++changing.InFlight == 1 ? changing.Changes : -1;
         }
     }
 
     /// <summary>
-    /// The call ended: its answer <paramref name="attrs"/> is kept only when nothing else touched
-    /// the inode meanwhile (no other change of this client began, nothing dropped it); replies of
-    /// overlapping calls may arrive out of order, and then the attributes are dropped instead.
+    /// The call ended: its answer <paramref name="attrs"/> is kept only when the call ran alone (no
+    /// other change of this client ran when it began or began while it ran) and nothing dropped
+    /// the inode meanwhile. Overlapping calls may commit in one order and answer in the other, so
+    /// then the attributes are dropped instead.
     /// </summary>
     public void EndChange(ulong ino, long token, AttrReply? attrs)
     {
