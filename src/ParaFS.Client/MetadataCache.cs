@@ -17,6 +17,8 @@ internal sealed class MetadataCache(TimeSpan lifetime)
     private readonly ConcurrentDictionary<ulong, (AttrReply Reply, long Expires)> _attrs = new();
     private readonly ConcurrentDictionary<(ulong Parent, string Name), (ulong Ino, long Expires)> _entries = new();
     private readonly ConcurrentDictionary<ulong, SecurityXattrs> _securityXattrs = new();
+    private readonly long[] _xattrDrops = new long[64];
+    private readonly object _xattrLock = new();
     private readonly Dictionary<ulong, Changing> _changing = [];
     private long _sweepAt = SweepAbove;
     private long _putsSinceSweep;
@@ -143,7 +145,26 @@ internal sealed class MetadataCache(TimeSpan lifetime)
         return false;
     }
 
-    /// <summary>Keeps the answer for <paramref name="name"/> (null: absent) beside what is known of the inode's other security.* attributes.</summary>
+    /// <summary>A count that moves whenever the xattrs of <paramref name="ino"/> (or of an inode sharing its stripe) are dropped; taken before asking the MDS.</summary>
+    public long XattrVersion(ulong ino) => Volatile.Read(ref _xattrDrops[ino % (ulong)_xattrDrops.Length]);
+
+    /// <summary>
+    /// Keeps the answer for <paramref name="name"/> (null: absent) beside what is known of the
+    /// inode's other security.* attributes, unless the inode's xattrs were dropped since
+    /// <paramref name="version"/> was taken (the answer may predate the change that dropped them).
+    /// </summary>
+    public void PutSecurityXattr(ulong ino, string name, byte[]? value, long version)
+    {
+        lock (_xattrLock)
+        {
+            if (XattrVersion(ino) == version)
+            {
+                PutSecurityXattr(ino, name, value);
+            }
+        }
+    }
+
+    /// <summary>Keeps the answer for <paramref name="name"/> (null: absent): for a file this client has just made.</summary>
     public void PutSecurityXattr(ulong ino, string name, byte[]? value)
     {
         var expires = Expiry;
@@ -155,7 +176,14 @@ internal sealed class MetadataCache(TimeSpan lifetime)
     }
 
     /// <summary>Forgets the inode's extended attributes: they changed (here or, as the MDS calls back, elsewhere).</summary>
-    public void DropXattrs(ulong ino) => _securityXattrs.TryRemove(ino, out _);
+    public void DropXattrs(ulong ino)
+    {
+        lock (_xattrLock)
+        {
+            Interlocked.Increment(ref _xattrDrops[ino % (ulong)_xattrDrops.Length]);
+            _securityXattrs.TryRemove(ino, out _);
+        }
+    }
 
     /// <summary>
     /// Sweeps out expired entries once as many puts have come since the last sweep as it left

@@ -229,19 +229,21 @@ public sealed partial class ParaFsClient
             return known ?? throw new ParaFsException(Errno.ENODATA, $"no extended attribute {name} on inode {ino}");
         }
 
+        // An answer is kept only if no change of the inode's xattrs was seen while it was asked for.
+        var version = _cache.XattrVersion(ino);
         try
         {
             var value = (await _mds.CallAsync(Methods.MdsGetXattr, new XattrRequest { Caller = caller, Ino = ino, Name = name }, XattrReply.Parser, idempotent: true, cancellationToken).ConfigureAwait(false)).Value.ToByteArray();
             if (shared)
             {
-                _cache.PutSecurityXattr(ino, name, value);
+                _cache.PutSecurityXattr(ino, name, value, version);
             }
 
             return value;
         }
         catch (ParaFsException e) when (shared && e.Errno == Errno.ENODATA)
         {
-            _cache.PutSecurityXattr(ino, name, null);
+            _cache.PutSecurityXattr(ino, name, null, version);
             throw;
         }
     }

@@ -114,6 +114,20 @@ public sealed class MetadataCacheTests : IAsyncLifetime
     }
 
     [Fact]
+    public void An_xattr_answer_asked_for_before_a_change_is_not_kept()
+    {
+        var cache = new MetadataCache(TimeSpan.FromMinutes(5));
+        var before = cache.XattrVersion(7);
+        cache.DropXattrs(7); // this client's setxattr, or a callback, while the answer was on its way
+        cache.PutSecurityXattr(7, Capability, null, before);
+        Assert.False(cache.TryGetSecurityXattr(7, Capability, out _));
+
+        cache.PutSecurityXattr(7, Capability, null, cache.XattrVersion(7));
+        Assert.True(cache.TryGetSecurityXattr(7, Capability, out var absent));
+        Assert.Null(absent);
+    }
+
+    [Fact]
     public void Expired_entries_are_swept_once_the_cache_is_large()
     {
         var cache = new MetadataCache(TimeSpan.Zero);
