@@ -27,7 +27,7 @@ internal sealed class MetadataCache(TimeSpan lifetime)
 
     private long Expiry => Environment.TickCount64 + (long)lifetime.TotalMilliseconds;
 
-    /// <summary>How many entries of all kinds are held (for tests).</summary>
+    /// <summary>How many entries of all kinds are held (the sweep sets its next threshold by it; tests read it).</summary>
     public int Count => _attrs.Count + _entries.Count + _securityXattrs.Count;
 
     public AttrReply? GetAttr(ulong ino) =>

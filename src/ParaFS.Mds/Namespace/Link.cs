@@ -46,7 +46,7 @@ public sealed partial class MdsNamespace
             tx.UpdateInode(inode);
             Touch(directory, now);
             tx.UpdateInode(directory);
-            return new AttrReply { Attr = ToAttr(inode), Layout = inode.Layout };
+            return ToAttrReply(inode);
         }, r => r).ConfigureAwait(false);
         _notifier.EntryChanged(newParent, newName, context.Origin);
         _notifier.AttrChanged(ino, context.Origin);

@@ -17,7 +17,7 @@ public sealed partial class MdsNamespace
             _ => tx.LookupEntry(parent, name) ?? throw new ParaFsException(Errno.ENOENT, $"no entry '{name}' in directory {parent}"),
         };
         var inode = Require(tx, ino);
-        return new AttrReply { Attr = ToAttr(inode), Layout = inode.Layout };
+        return ToAttrReply(inode);
     });
 
     public Task<AttrReply> GetAttrAsync(long ino) => _store.ReadAsync(tx => ToAttrReply(Require(tx, ino)));

@@ -130,7 +130,7 @@ public sealed partial class MdsNamespace
                 tx.UpdateInode(inode);
             }
 
-            return new AttrReply { Attr = ToAttr(inode), Layout = inode.Layout };
+            return ToAttrReply(inode);
         }, r => r).ConfigureAwait(false);
 
         _notifier.AttrChanged(ino, context.Origin);
@@ -181,7 +181,7 @@ public sealed partial class MdsNamespace
                 current.Size = size;
                 Touch(current, NowNs());
                 tx.UpdateInode(current);
-                return (new AttrReply { Attr = ToAttr(current), Layout = current.Layout }, aborted);
+                return (ToAttrReply(current), aborted);
             }).ConfigureAwait(false);
             if (reply is null)
             {
