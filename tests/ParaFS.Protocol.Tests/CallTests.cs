@@ -138,6 +138,24 @@ public sealed class CallTests
     }
 
     [Fact]
+    public async Task An_idle_connection_stops_checking_deadlines_and_a_later_call_still_times_out()
+    {
+        await using var server = await TestServer.StartAsync();
+        await using var client = server.Client(connections: 1);
+        await client.CallAsync(Methods.Ping, null);
+        var connection = await client.GetConnectionAsync(bulk: false);
+
+        // With nothing pending, the 100 ms checks stop (an idle mount wakes no thread for them).
+        await Eventually.TrueAsync(() => !connection.DeadlineChecksRunning, "the deadline checks of an idle connection stop");
+
+        var e = await Assert.ThrowsAsync<RpcException>(() =>
+            client.CallAsync(TestServer.Slow, new RpcError { Errno = 10_000 }, timeout: TimeSpan.FromMilliseconds(300)));
+        Assert.Equal(Errno.ETIMEDOUT, e.Errno);
+        await client.CallAsync(Methods.Ping, null);
+        await Eventually.TrueAsync(() => !connection.DeadlineChecksRunning, "the checks stop again");
+    }
+
+    [Fact]
     public async Task A_cancelled_call_ends_at_once_and_the_connection_keeps_working()
     {
         await using var server = await TestServer.StartAsync();

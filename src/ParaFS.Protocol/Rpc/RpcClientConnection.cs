@@ -21,13 +21,19 @@ public sealed class RpcClientConnection : RpcChannel
     private readonly Timer _deadlineTimer;
     private long _lastCallId;
 
+    /// <summary>1 while the deadline timer runs: only while calls are pending, so an idle connection wakes no thread.</summary>
+    private int _deadlineTimerArmed;
+
     private RpcClientConnection(Socket socket, RpcEndpoint endpoint, RpcClientOptions options, ILogger logger)
         : base(socket, options.Limits, logger, endpoint.Text)
     {
         Endpoint = endpoint;
         _options = options;
-        _deadlineTimer = new Timer(static s => ((RpcClientConnection)s!).CheckDeadlines(), this, 100, 100);
+        _deadlineTimer = new Timer(static s => ((RpcClientConnection)s!).CheckDeadlines(), this, Timeout.Infinite, Timeout.Infinite);
     }
+
+    /// <summary>How often pending calls are checked against their deadlines.</summary>
+    private const int DeadlineCheckMs = 100;
 
     public RpcEndpoint Endpoint { get; }
 
@@ -35,6 +41,9 @@ public sealed class RpcClientConnection : RpcChannel
     public HelloReply ServerInfo { get; private set; } = new();
 
     public int PendingCalls => _pending.Count;
+
+    /// <summary>Whether the deadline checks run now (tests: they stop once no call is pending).</summary>
+    internal bool DeadlineChecksRunning => Volatile.Read(ref _deadlineTimerArmed) == 1;
 
     /// <summary>Connects, shakes hands, and returns a connection ready for calls.</summary>
     public static async Task<RpcClientConnection> ConnectAsync(
@@ -157,6 +166,7 @@ public sealed class RpcClientConnection : RpcChannel
         var id = (ulong)Interlocked.Increment(ref _lastCallId);
         var call = new PendingCall(id, method, replyDestination, limit);
         _pending[id] = call;
+        ArmDeadlineTimer();
         var registration = cancellationToken.CanBeCanceled
             ? cancellationToken.UnsafeRegister(static (s, token) => ((PendingCall)s!).TryFail(new OperationCanceledException(token)), call)
             : default;
@@ -333,8 +343,43 @@ public sealed class RpcClientConnection : RpcChannel
         }
     }
 
+    /// <summary>Starts the deadline checks unless they run (a call was just added to <see cref="_pending"/>).</summary>
+    private void ArmDeadlineTimer()
+    {
+        if (Volatile.Read(ref _deadlineTimerArmed) == 0 && Interlocked.Exchange(ref _deadlineTimerArmed, 1) == 0)
+        {
+            ChangeDeadlineTimer(DeadlineCheckMs);
+        }
+    }
+
+    private void ChangeDeadlineTimer(int period)
+    {
+        try
+        {
+            _deadlineTimer.Change(period, period);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The connection is being disposed; its pending calls fail with it.
+        }
+    }
+
     private void CheckDeadlines()
     {
+        if (_pending.IsEmpty)
+        {
+            // Stop, then look again: a call added before the flag fell found the timer armed and
+            // left it to this check, so the check re-arms for it.
+            ChangeDeadlineTimer(Timeout.Infinite);
+            Volatile.Write(ref _deadlineTimerArmed, 0);
+            if (!_pending.IsEmpty)
+            {
+                ArmDeadlineTimer();
+            }
+
+            return;
+        }
+
         var now = Environment.TickCount64;
         foreach (var call in _pending.Values)
         {
