@@ -22,7 +22,10 @@ internal static class MountCommand
           -o allow_other      let other users use the mount (the default when root mounts)
           -o private          only the user who mounted may use it
           -o readers=N        threads reading /dev/fuse (default 4)
-          -o cache=SECONDS    how long the kernel trusts attributes (default 1)
+          -o lease=SECONDS    how long the kernel keeps names and attributes the MDS answered
+                              (default 30): the MDS calls back when one changes, and a lost MDS
+                              connection drops them all; 0: no leases
+          -o cache=SECONDS    how long the kernel trusts what is not leased (default 1)
           -o readahead=KB     the kernel's read-ahead for the mount (default 4096; 0 keeps the kernel's)
           -o readprio=on|off  pace large writes while they slow small reads down (default on)
           -o flock            fcntl record locks and flock(2) hold across every mount: the MDS
@@ -194,6 +197,7 @@ internal static class MountCommand
                 "localflock" => settings with { ClusterLocks = false },
                 "bulkthreads" => settings with { Client = settings.Client with { BulkThreadConnections = int.TryParse(value, out var b) && b is >= 0 and <= 65536 ? b : throw new UsageException($"parafs mount: -o bulkthreads={value}: a number from 0 to 65536") } },
                 "readahead" => settings with { ReadAheadKb = int.TryParse(value, out var kb) && kb >= 0 ? kb : throw new UsageException($"parafs mount: -o readahead={value}: KiB, e.g. 4096") },
+                "lease" => settings with { Lease = double.TryParse(value, System.Globalization.CultureInfo.InvariantCulture, out var t) && t >= 0 ? TimeSpan.FromSeconds(t) : throw new UsageException($"parafs mount: -o lease={value}: seconds, e.g. 30 (0: no leases, everything lives -o cache seconds)") },
                 "cache" => settings with { CacheTimeout = double.TryParse(value, System.Globalization.CultureInfo.InvariantCulture, out var s) && s >= 0 ? TimeSpan.FromSeconds(s) : throw new UsageException($"parafs mount: -o cache={value}: seconds, e.g. 1 or 0.5") },
                 _ => settings,
             };

@@ -18,6 +18,10 @@ internal sealed class MetadataCache(TimeSpan lifetime)
     private readonly ConcurrentDictionary<(ulong Parent, string Name), (ulong Ino, long Expires)> _entries = new();
     private readonly ConcurrentDictionary<ulong, SecurityXattrs> _securityXattrs = new();
     private readonly long[] _xattrDrops = new long[64];
+    private readonly long[] _entryDrops = new long[64];
+    private readonly long[] _attrDrops = new long[64];
+    private readonly object _attrDropLock = new();
+    private readonly object _entryLock = new();
     private readonly object _xattrLock = new();
     private readonly Dictionary<ulong, Changing> _changing = [];
     private long _sweepAt = SweepAbove;
@@ -33,37 +37,128 @@ internal sealed class MetadataCache(TimeSpan lifetime)
     public AttrReply? GetAttr(ulong ino) =>
         _attrs.TryGetValue(ino, out var e) && e.Expires > Environment.TickCount64 ? e.Reply : null;
 
-    public void PutAttr(AttrReply reply)
+    /// <summary>
+    /// Keeps the attributes unless the inode's were dropped since <paramref name="versions"/>
+    /// (<see cref="AttrVersions"/>) were taken, before the call that answered them: a callback
+    /// that overtook the answer, or this client's own change.
+    /// </summary>
+    public void PutAttr(AttrReply reply, long[] versions)
     {
-        _attrs[reply.Attr.Ino] = (reply, Expiry);
+        lock (_attrDropLock)
+        {
+            if (AttrUnchanged(reply.Attr.Ino, versions))
+            {
+                _attrs[reply.Attr.Ino] = (reply, Expiry);
+            }
+        }
+
         SweepIfLarge();
+    }
+
+    /// <summary>The drop counts of every attribute stripe, taken before a call that answers attributes (of an inode it may not know yet: a lookup).</summary>
+    public long[] AttrVersions()
+    {
+        var versions = new long[_attrDrops.Length];
+        for (var i = 0; i < versions.Length; i++)
+        {
+            versions[i] = Volatile.Read(ref _attrDrops[i]);
+        }
+
+        return versions;
+    }
+
+    /// <summary>Whether nothing dropped the attributes of <paramref name="ino"/> (or of an inode sharing its stripe) since <paramref name="versions"/> were taken.</summary>
+    public bool AttrUnchanged(ulong ino, long[] versions)
+    {
+        var stripe = (int)(ino % (ulong)_attrDrops.Length);
+        return Volatile.Read(ref _attrDrops[stripe]) == versions[stripe];
     }
 
     public ulong? GetEntry(ulong parent, string name) =>
         _entries.TryGetValue((parent, name), out var e) && e.Expires > Environment.TickCount64 ? e.Ino : null;
 
-    public void PutEntry(ulong parent, string name, ulong ino)
+    /// <summary>
+    /// Keeps the entry unless it was dropped since <paramref name="version"/> (<see cref="EntryVersion"/>)
+    /// was taken, before the call that answered it: a callback that overtook the answer.
+    /// </summary>
+    public void PutEntry(ulong parent, string name, ulong ino, long version)
     {
-        _entries[(parent, name)] = (ino, Expiry);
+        lock (_entryLock)
+        {
+            if (EntryVersion(parent, name) == version)
+            {
+                _entries[(parent, name)] = (ino, Expiry);
+            }
+        }
+
         SweepIfLarge();
     }
 
-    public void DropAttr(ulong ino)
+    /// <summary>The counts of every stripe, for a call that answers many entries (a directory listing).</summary>
+    public long[] EntryVersions()
     {
-        if (Volatile.Read(ref _changingCount) == 0)
+        var versions = new long[_entryDrops.Length];
+        for (var i = 0; i < versions.Length; i++)
         {
-            _attrs.TryRemove(ino, out _);
-            return;
+            versions[i] = Volatile.Read(ref _entryDrops[i]);
         }
 
-        lock (_changing)
+        return versions;
+    }
+
+    /// <summary>As <see cref="PutEntry(ulong, string, ulong, long)"/>, against counts taken with <see cref="EntryVersions"/>.</summary>
+    public void PutEntry(ulong parent, string name, ulong ino, long[] versions) =>
+        PutEntry(parent, name, ino, versions[EntryStripe(parent, name)]);
+
+    /// <summary>A count that moves whenever the entry (or one sharing its stripe) is dropped.</summary>
+    public long EntryVersion(ulong parent, string name) => Volatile.Read(ref _entryDrops[EntryStripe(parent, name)]);
+
+    /// <summary>Forgets every entry and attribute: callbacks about them may have been lost (a connection to the MDS ended).</summary>
+    public void DropAll()
+    {
+        lock (_entryLock)
         {
-            if (_changing.TryGetValue(ino, out var changing))
+            for (var i = 0; i < _entryDrops.Length; i++)
             {
-                changing.Changes++;
+                Interlocked.Increment(ref _entryDrops[i]);
             }
 
-            _attrs.TryRemove(ino, out _);
+            _entries.Clear();
+        }
+
+        lock (_attrDropLock)
+        {
+            for (var i = 0; i < _attrDrops.Length; i++)
+            {
+                Interlocked.Increment(ref _attrDrops[i]);
+            }
+
+            _attrs.Clear();
+        }
+    }
+
+    private int EntryStripe(ulong parent, string name) => (int)((uint)HashCode.Combine(parent, name) % (uint)_entryDrops.Length);
+
+    public void DropAttr(ulong ino)
+    {
+        lock (_attrDropLock)
+        {
+            Interlocked.Increment(ref _attrDrops[ino % (ulong)_attrDrops.Length]);
+            if (Volatile.Read(ref _changingCount) == 0)
+            {
+                _attrs.TryRemove(ino, out _);
+                return;
+            }
+
+            lock (_changing)
+            {
+                if (_changing.TryGetValue(ino, out var changing))
+                {
+                    changing.Changes++;
+                }
+
+                _attrs.TryRemove(ino, out _);
+            }
         }
     }
 
@@ -117,7 +212,14 @@ internal sealed class MetadataCache(TimeSpan lifetime)
         }
     }
 
-    public void DropEntry(ulong parent, string name) => _entries.TryRemove((parent, name), out _);
+    public void DropEntry(ulong parent, string name)
+    {
+        lock (_entryLock)
+        {
+            Interlocked.Increment(ref _entryDrops[EntryStripe(parent, name)]);
+            _entries.TryRemove((parent, name), out _);
+        }
+    }
 
     /// <summary>
     /// What the MDS last said of a security.* attribute of <paramref name="ino"/>: true with its

@@ -31,7 +31,9 @@ internal sealed class MetadataClient : IAsyncDisposable
 
     /// <summary>
     /// <paramref name="openHandles"/> and <paramref name="heldLocks"/> are what a re-attach brings
-    /// back; <paramref name="locksLost"/> hears of the locks the MDS did not take back.
+    /// back; <paramref name="locksLost"/> hears of the locks the MDS did not take back;
+    /// <paramref name="connectionLost"/> hears of every connection to the MDS that ended (the
+    /// callbacks on it may be lost).
     /// </summary>
     public MetadataClient(
         RpcEndpoint mds,
@@ -40,6 +42,7 @@ internal sealed class MetadataClient : IAsyncDisposable
         Func<IEnumerable<LockRequest>> heldLocks,
         Action<IReadOnlyList<LockRequest>> locksLost,
         Func<RpcPush, ValueTask> onPush,
+        Action connectionLost,
         ILoggerFactory loggerFactory)
     {
         _options = options;
@@ -53,6 +56,7 @@ internal sealed class MetadataClient : IAsyncDisposable
             PeerName = options.ClientName,
             Connected = AttachSessionAsync,
             PushHandler = (push, _) => onPush(push),
+            Lost = (_, _) => connectionLost(),
         }, loggerFactory);
     }
 

@@ -29,6 +29,7 @@ public sealed partial class ParaFsClient
             await ReportPendingAsync(ino, cancellationToken).ConfigureAwait(false);
         }
 
+        var versions = _cache.AttrVersions();
         var reply = await _mds.CallAsync(Methods.MdsOpen, new OpenRequest { Caller = caller, Ino = ino, Flags = flags }, OpenReply.Parser, idempotent: false, cancellationToken).ConfigureAwait(false);
         if (truncating)
         {
@@ -40,7 +41,7 @@ public sealed partial class ParaFsClient
 
         var handle = new FileHandle(reply.Handle, reply.Attr, reply.Layout ?? new Layout(), flags, _options.PerFileRequests);
         _open[handle.Handle] = handle;
-        _cache.PutAttr(new AttrReply { Attr = reply.Attr, Layout = reply.Layout });
+        _cache.PutAttr(new AttrReply { Attr = reply.Attr, Layout = reply.Layout }, versions);
         return handle;
     }
 

@@ -15,9 +15,11 @@ public sealed partial class ParaFsClient
             return WithLocalSize(cached);
         }
 
+        var version = _cache.EntryVersion(parent, name);
+        var attrVersions = _cache.AttrVersions();
         var reply = await _mds.CallAsync(Methods.MdsLookup, new LookupRequest { Caller = caller, Parent = parent, Name = name }, AttrReply.Parser, idempotent: true, cancellationToken).ConfigureAwait(false);
-        _cache.PutEntry(parent, name, reply.Attr.Ino);
-        _cache.PutAttr(reply);
+        _cache.PutEntry(parent, name, reply.Attr.Ino, version);
+        _cache.PutAttr(reply, attrVersions);
         return WithLocalSize(reply);
     }
 
@@ -29,8 +31,9 @@ public sealed partial class ParaFsClient
             return WithLocalSize(cached);
         }
 
+        var versions = _cache.AttrVersions();
         var reply = await _mds.CallAsync(Methods.MdsGetAttr, new GetAttrRequest { Ino = ino }, AttrReply.Parser, idempotent: true, cancellationToken).ConfigureAwait(false);
-        _cache.PutAttr(reply);
+        _cache.PutAttr(reply, versions);
         return WithLocalSize(reply);
     }
 
@@ -54,6 +57,7 @@ public sealed partial class ParaFsClient
             request.Handle = handle?.Handle ?? 0;
         }
 
+        var versions = _cache.AttrVersions();
         var reply = await _mds.CallAsync(Methods.MdsSetAttr, request, AttrReply.Parser, idempotent: !sizing, cancellationToken).ConfigureAwait(false);
         if (sizing)
         {
@@ -63,7 +67,7 @@ public sealed partial class ParaFsClient
             }
         }
 
-        _cache.PutAttr(reply);
+        _cache.PutAttr(reply, versions);
         return WithLocalSize(reply);
     }
 
@@ -97,6 +101,8 @@ public sealed partial class ParaFsClient
             await ReportSizesAsync().ConfigureAwait(false);
         }
 
+        var version = _cache.EntryVersion(parent, name);
+        var attrVersions = _cache.AttrVersions();
         var reply = await ChangingDirectoryAsync(parent, () => _mds.CallAsync(Methods.MdsCreate, request, EntryReply.Parser, idempotent: false, cancellationToken), r => r.Parent).ConfigureAwait(false);
         if (truncating)
         {
@@ -107,8 +113,8 @@ public sealed partial class ParaFsClient
         }
 
         var attr = new AttrReply { Attr = reply.Attr, Layout = reply.Layout };
-        _cache.PutEntry(parent, name, reply.Attr.Ino);
-        _cache.PutAttr(attr);
+        _cache.PutEntry(parent, name, reply.Attr.Ino, version);
+        _cache.PutAttr(attr, attrVersions);
         if ((request.Exclusive || reply.Created) && type == FileType.Regular)
         {
             // A file made just now has no extended attributes: its first write need not ask.
@@ -151,9 +157,11 @@ public sealed partial class ParaFsClient
 
     public async Task<AttrReply> LinkAsync(Caller caller, ulong ino, ulong newParent, string newName, CancellationToken cancellationToken = default)
     {
+        var version = _cache.EntryVersion(newParent, newName);
+        var attrVersions = _cache.AttrVersions();
         var reply = await _mds.CallAsync(Methods.MdsLink, new LinkRequest { Caller = caller, Ino = ino, NewParent = newParent, NewName = newName }, AttrReply.Parser, idempotent: false, cancellationToken).ConfigureAwait(false);
-        _cache.PutAttr(reply);
-        _cache.PutEntry(newParent, newName, ino);
+        _cache.PutAttr(reply, attrVersions);
+        _cache.PutEntry(newParent, newName, ino, version);
 
         // Attributes handed out never show less than this client wrote (the kernel takes the size
         // of every entry reply as the file's size).
@@ -165,7 +173,16 @@ public sealed partial class ParaFsClient
         var ino = _cache.GetEntry(parent, name);
         _cache.DropEntry(parent, name);
         var request = new RemoveRequest { Caller = caller, Parent = parent, Name = name, Directory = directory };
-        await ChangingDirectoryAsync(parent, () => _mds.CallAsync(Methods.MdsRemove, request, RemoveReply.Parser, idempotent: false, cancellationToken), r => r.Parent).ConfigureAwait(false);
+        try
+        {
+            await ChangingDirectoryAsync(parent, () => _mds.CallAsync(Methods.MdsRemove, request, RemoveReply.Parser, idempotent: false, cancellationToken), r => r.Parent).ConfigureAwait(false);
+        }
+        finally
+        {
+            // A lookup of this client that ran beside the removal may have put the old entry back.
+            _cache.DropEntry(parent, name);
+        }
+
         if (ino is { } known)
         {
             _cache.DropAttr(known);
@@ -176,7 +193,17 @@ public sealed partial class ParaFsClient
     {
         _cache.DropEntry(parent, name);
         _cache.DropEntry(newParent, newName);
-        await _mds.CallAsync(Methods.MdsRename, new RenameRequest { Caller = caller, Parent = parent, Name = name, NewParent = newParent, NewName = newName, Flags = flags }, Empty.Parser, idempotent: false, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await _mds.CallAsync(Methods.MdsRename, new RenameRequest { Caller = caller, Parent = parent, Name = name, NewParent = newParent, NewName = newName, Flags = flags }, Empty.Parser, idempotent: false, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            // As in RemoveAsync: a lookup that ran beside the rename may have put an old entry back.
+            _cache.DropEntry(parent, name);
+            _cache.DropEntry(newParent, newName);
+        }
+
         _cache.DropAttr(parent);
         _cache.DropAttr(newParent);
     }
@@ -184,10 +211,11 @@ public sealed partial class ParaFsClient
     /// <summary>One page of a directory after <paramref name="cookie"/>; with <paramref name="plus"/>, each entry's attributes (and the cache learns them).</summary>
     public async Task<ReaddirReply> ReaddirAsync(Caller caller, ulong ino, ulong cookie, uint limit, bool plus, CancellationToken cancellationToken = default)
     {
+        var versions = _cache.EntryVersions();
         var reply = await _mds.CallAsync(Methods.MdsReaddir, new ReaddirRequest { Caller = caller, Ino = ino, Cookie = cookie, Limit = limit, Plus = plus }, ReaddirReply.Parser, idempotent: true, cancellationToken).ConfigureAwait(false);
         foreach (var entry in reply.Entries)
         {
-            _cache.PutEntry(ino, entry.Name, entry.Ino);
+            _cache.PutEntry(ino, entry.Name, entry.Ino, versions);
             if (entry.Attr is { } attr)
             {
                 attr.Size = (ulong)Math.Max((long)attr.Size, LocalSize(attr.Ino));

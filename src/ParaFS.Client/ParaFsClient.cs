@@ -45,7 +45,7 @@ public sealed partial class ParaFsClient : IAsyncDisposable
         _cache = new MetadataCache(options.CacheLifetime);
         _globalWindow = new SemaphoreSlim(options.GlobalRequests);
         _writeBudget = new SemaphoreSlim(Math.Max(1, options.WriteBehindBytes / WriteBudgetUnit));
-        _mds = new MetadataClient(mds, options, () => _open.Values.Select(h => h.ToOpenHandle()), HeldLocks, LocksLost, OnPushAsync, loggerFactory);
+        _mds = new MetadataClient(mds, options, () => _open.Values.Select(h => h.ToOpenHandle()), HeldLocks, LocksLost, OnPushAsync, OnMdsConnectionLost, loggerFactory);
         _sizeReporter = new Timer(static s => _ = ((ParaFsClient)s!).ReportSizesAsync(), this, options.SizeReportInterval, options.SizeReportInterval);
 
         // Started once the first connection is up (ConnectAsync): a check that ran while a slow
@@ -58,6 +58,31 @@ public sealed partial class ParaFsClient : IAsyncDisposable
 
     /// <summary>Raised when the MDS says a directory entry changed.</summary>
     public event Action<ulong, string>? EntryInvalidated;
+
+    /// <summary>
+    /// Raised when a connection to the MDS ended: callbacks sent on it may be lost, so no entry or
+    /// attributes known before can be trusted past the short cache lifetime (the FUSE layer
+    /// revokes what it let the kernel keep longer).
+    /// </summary>
+    public event Action? CachesMayBeStale;
+
+    /// <summary>
+    /// Drop counts of inode attributes, taken before a call that answers attributes; with
+    /// <see cref="AttrUnchanged"/> afterwards they say whether the answer can be trusted for
+    /// longer than the cache lifetime (no callback, own change or lost connection touched it).
+    /// </summary>
+    public long[] AttrVersions() => _cache.AttrVersions();
+
+    /// <inheritdoc cref="MetadataCache.AttrUnchanged"/>
+    public bool AttrUnchanged(ulong ino, long[] versions) => _cache.AttrUnchanged(ino, versions);
+
+    /// <summary>
+    /// A count that moves whenever the entry (<paramref name="parent"/>, <paramref name="name"/>)
+    /// may have changed: an MDS callback, this client's own unlink or rename, a lost MDS
+    /// connection. Taken before a lookup, it says afterwards whether the answer can be trusted for
+    /// longer than the cache lifetime (nothing revoked it while it was on its way).
+    /// </summary>
+    public long EntryVersion(ulong parent, string name) => _cache.EntryVersion(parent, name);
 
     public string FileSystemId => _mds.FileSystemId;
 
@@ -115,6 +140,12 @@ public sealed partial class ParaFsClient : IAsyncDisposable
 
     public async Task<IReadOnlyList<TargetInfo>> ListTargetsAsync(CancellationToken cancellationToken = default) =>
         (await _mds.CallAsync(Methods.MdsListTargets, new StatFsRequest(), ListTargetsReply.Parser, idempotent: true, cancellationToken).ConfigureAwait(false)).Targets;
+
+    private void OnMdsConnectionLost()
+    {
+        _cache.DropAll();
+        CachesMayBeStale?.Invoke();
+    }
 
     private ValueTask OnPushAsync(RpcPush push)
     {

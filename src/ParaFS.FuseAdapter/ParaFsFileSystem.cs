@@ -14,7 +14,7 @@ namespace ParaFS.FuseAdapter;
 /// file's layout and sets a directory's default (or an empty file's layout), as CephFS's
 /// <c>ceph.file.layout</c> does.
 /// </summary>
-public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cacheTimeout = null, bool readPriority = false, ILogger? logger = null) : IFuseFileSystem
+public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cacheTimeout = null, bool readPriority = false, ILogger? logger = null, TimeSpan? lease = null) : IFuseFileSystem
 {
     /// <summary>Paces large writes while they slow small reads down (see <see cref="ReadPriorityThrottle"/>); null when off.</summary>
     private readonly ReadPriorityThrottle? _readPriority = readPriority ? new ReadPriorityThrottle(logger) : null;
@@ -46,6 +46,9 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
     private readonly CallerGroups _callers = new();
     private readonly ErrorReport _errors = new(logger);
     private readonly TimeSpan _timeout = cacheTimeout ?? TimeSpan.FromSeconds(1);
+    private readonly TimeSpan _lease = lease ?? cacheTimeout ?? TimeSpan.FromSeconds(1);
+    private readonly TrustedSet<(ulong Parent, string Name)> _trustedEntries = new(TrustedCapacity);
+    private readonly TrustedSet<ulong> _trustedAttrs = new(TrustedCapacity);
     private long _lastDirHandle;
 
     /// <summary>Set by the mount: tells the kernel to drop what it cached of an inode.</summary>
@@ -54,12 +57,63 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
     /// <summary>Set by the mount: tells the kernel to drop a cached directory entry.</summary>
     public Action<ulong, string>? InvalidateEntry { get; set; }
 
+    /// <summary>Set by the mount: tells the kernel to drop an inode's cached attributes only (its cached data stays).</summary>
+    public Action<ulong>? InvalidateAttributes { get; set; }
+
+    /// <summary>At most this many entries, and as many inodes' attributes, are kept by the kernel for the lease (about 100 bytes each here).</summary>
+    internal const int TrustedCapacity = 256 * 1024;
+
+    /// <summary>How many entries and inodes the kernel keeps for the lease (tests).</summary>
+    internal (int Entries, int Attributes) TrustedCount => (_trustedEntries.Count, _trustedAttrs.Count);
+
+    /// <summary>
+    /// Turns the client's callbacks into kernel invalidations (<see cref="InvalidateEntry"/>,
+    /// <see cref="InvalidateInode"/>, <see cref="InvalidateAttributes"/>), ending the leases they
+    /// concern; a lost MDS connection ends every lease.
+    /// </summary>
+    public void FollowCallbacks()
+    {
+        client.EntryInvalidated += EntryChanged;
+        client.AttrInvalidated += AttrChanged;
+        client.CachesMayBeStale += CachesMayBeStale;
+    }
+
+    /// <summary>The MDS said the entry changed: the kernel drops it.</summary>
+    public void EntryChanged(ulong parent, string name)
+    {
+        _trustedEntries.Remove((parent, name));
+        InvalidateEntry?.Invoke(parent, name);
+    }
+
+    /// <summary>The MDS said the inode's attributes changed: the kernel drops them and its cached data.</summary>
+    public void AttrChanged(ulong ino)
+    {
+        _trustedAttrs.Remove(ino);
+        InvalidateInode?.Invoke(ino);
+    }
+
+    /// <summary>A connection to the MDS ended, and callbacks with it: the kernel drops every entry and attribute it was told to keep for the lease.</summary>
+    public void CachesMayBeStale()
+    {
+        foreach (var (parent, name) in _trustedEntries.TakeAll())
+        {
+            InvalidateEntry?.Invoke(parent, name);
+        }
+
+        foreach (var ino in _trustedAttrs.TakeAll())
+        {
+            InvalidateAttributes?.Invoke(ino);
+        }
+    }
+
     public async ValueTask<FuseEntry> LookupAsync(FuseContext context, ulong parent, string name)
     {
         try
         {
+            var version = client.EntryVersion(parent, name);
+            var attrVersions = client.AttrVersions();
             var reply = await client.LookupAsync(_callers.For(context), parent, name, context.Cancellation).ConfigureAwait(false);
-            return Entry(reply.Attr);
+            return Trusted(reply.Attr, parent, name, version, attrVersions);
         }
         catch (ParaFsException e)
         {
@@ -73,7 +127,11 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
     /// (without that, the table grows by every file the mount ever looked at). The next open then
     /// keeps no cache, which is always safe.
     /// </summary>
-    public void Forget(ulong nodeId, ulong lookups) => _shownToKernel.TryRemove(nodeId, out _);
+    public void Forget(ulong nodeId, ulong lookups)
+    {
+        _shownToKernel.TryRemove(nodeId, out _);
+        _trustedAttrs.Remove(nodeId);
+    }
 
     /// <summary>How many files' sizes and mtimes the mount remembers as shown to the kernel (for tests).</summary>
     internal int ShownToKernelCount => _shownToKernel.Count;
@@ -82,8 +140,9 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
     {
         try
         {
+            var versions = client.AttrVersions();
             var reply = await client.GetAttrAsync(nodeId, cancellationToken: context.Cancellation).ConfigureAwait(false);
-            return (Shown(reply.Attr), _timeout);
+            return (Shown(reply.Attr), AttrTimeout(reply.Attr.Ino, versions));
         }
         catch (ParaFsException e)
         {
@@ -119,8 +178,9 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
         var handle = changes.FileHandle is { } fh ? _handles.GetValueOrDefault(fh) : null;
         try
         {
+            var versions = client.AttrVersions();
             var reply = await client.SetAttrAsync(_callers.For(context), request, handle, NotInterruptible).ConfigureAwait(false);
-            return (Shown(reply.Attr), _timeout);
+            return (Shown(reply.Attr), AttrTimeout(reply.Attr.Ino, versions));
         }
         catch (ParaFsException e)
         {
@@ -169,8 +229,10 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
     {
         try
         {
+            var version = client.EntryVersion(newParent, newName);
+            var attrVersions = client.AttrVersions();
             var reply = await client.LinkAsync(_callers.For(context), nodeId, newParent, newName, NotInterruptible).ConfigureAwait(false);
-            return Entry(reply.Attr);
+            return Trusted(reply.Attr, newParent, newName, version, attrVersions);
         }
         catch (ParaFsException e)
         {
@@ -211,9 +273,11 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
         try
         {
             var exclusive = (flags & 0x80) != 0;
+            var version = client.EntryVersion(parent, name);
+            var attrVersions = client.AttrVersions();
             var (attr, handle) = await client.CreateAsync(_callers.For(context), parent, name, FileType.Regular, mode & ~umask & 0xFFF, (uint)flags, exclusive, cancellationToken: NotInterruptible).ConfigureAwait(false);
             _handles[handle!.Handle] = handle;
-            return (Entry(attr.Attr), new FuseOpen(handle.Handle));
+            return (Trusted(attr.Attr, parent, name, version, attrVersions), new FuseOpen(handle.Handle));
         }
         catch (ParaFsException e)
         {
@@ -494,6 +558,49 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
 
     private FuseEntry Entry(Attr attr) => new(attr.Ino, 0, Shown(attr), _timeout, _timeout);
 
+    /// <summary>
+    /// The entry and its attributes for the kernel to keep for the lease: the MDS calls back when
+    /// either changes. Each only when nothing revoked it while the call that answered it was on
+    /// its way (the version taken before the call still holds once the key is recorded, so a
+    /// revocation of everything cannot pass it by); otherwise, or when the table is full, the
+    /// short timeout.
+    /// </summary>
+    private FuseEntry Trusted(Attr attr, ulong parent, string name, long entryVersion, long[] attrVersions)
+    {
+        var entryTimeout = _timeout;
+        if (_lease > _timeout && _trustedEntries.TryAdd((parent, name), LeaseEnd))
+        {
+            if (client.EntryVersion(parent, name) == entryVersion)
+            {
+                entryTimeout = _lease;
+            }
+            else
+            {
+                _trustedEntries.Remove((parent, name));
+            }
+        }
+
+        return new(attr.Ino, 0, Shown(attr), entryTimeout, AttrTimeout(attr.Ino, attrVersions));
+    }
+
+    /// <summary>The lease for the attributes of <paramref name="ino"/> when nothing dropped them since <paramref name="versions"/> were taken; the short timeout otherwise.</summary>
+    private TimeSpan AttrTimeout(ulong ino, long[] versions)
+    {
+        if (_lease > _timeout && _trustedAttrs.TryAdd(ino, LeaseEnd))
+        {
+            if (client.AttrUnchanged(ino, versions))
+            {
+                return _lease;
+            }
+
+            _trustedAttrs.Remove(ino);
+        }
+
+        return _timeout;
+    }
+
+    private long LeaseEnd => Environment.TickCount64 + (long)_lease.TotalMilliseconds;
+
     /// <summary>An entry whose attributes are not yet recorded as shown (the caller records them once the kernel has them).</summary>
     private FuseEntry EntryNotYetShown(Attr attr) => new(attr.Ino, 0, Conversions.ToFuse(attr), _timeout, _timeout);
 
@@ -515,8 +622,10 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
     {
         try
         {
+            var version = client.EntryVersion(parent, name);
+            var attrVersions = client.AttrVersions();
             var (attr, _) = await client.CreateAsync(_callers.For(context), parent, name, type, mode & 0xFFF, null, true, rdev, target, NotInterruptible).ConfigureAwait(false);
-            return Entry(attr.Attr);
+            return Trusted(attr.Attr, parent, name, version, attrVersions);
         }
         catch (ParaFsException e)
         {

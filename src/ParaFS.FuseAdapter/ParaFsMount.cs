@@ -20,8 +20,17 @@ public sealed record MountSettings
     /// <summary>Threads reading /dev/fuse, each on its own cloned descriptor.</summary>
     public int ReaderThreads { get; init; } = 4;
 
-    /// <summary>How long the kernel may trust attributes and entries (MDS callbacks revoke them sooner).</summary>
+    /// <summary>How long the kernel may trust attributes and entries that were not leased (<see cref="Lease"/>).</summary>
     public TimeSpan CacheTimeout { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// How long the kernel may keep the directory entries and attributes the MDS answered: the MDS
+    /// calls back when one changes, and all are revoked when a connection to the MDS ends
+    /// (callbacks may be lost with it). A path walk, a stat or an open's permission check then
+    /// needs no round trip until something changes. An answer that a callback overtook on its way
+    /// gets <see cref="CacheTimeout"/>; so does everything when this is not longer.
+    /// </summary>
+    public TimeSpan Lease { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
     /// The kernel's read-ahead for the mount, in KiB. FUSE starts a mount at 128 KiB; a striped
@@ -103,13 +112,13 @@ public sealed class ParaFsMount : IAsyncDisposable
             throw;
         }
 
-        var fileSystem = new ParaFsFileSystem(client, settings.CacheTimeout, settings.ReadPriority, loggerFactory.CreateLogger("ParaFS.Mount"))
+        var fileSystem = new ParaFsFileSystem(client, settings.CacheTimeout, settings.ReadPriority, loggerFactory.CreateLogger("ParaFS.Mount"), settings.Lease)
         {
             InvalidateInode = ino => session.InvalidateInode(ino, 0, 0),
             InvalidateEntry = (parent, name) => session.InvalidateEntry(parent, name),
+            InvalidateAttributes = ino => session.InvalidateInode(ino, -1),
         };
-        client.AttrInvalidated += ino => fileSystem.InvalidateInode?.Invoke(ino);
-        client.EntryInvalidated += (parent, name) => fileSystem.InvalidateEntry?.Invoke(parent, name);
+        fileSystem.FollowCallbacks();
         var mount = new ParaFsMount(full, mds, client, session);
         mount.Completion = session.RunAsync(fileSystem, mount._stop.Token);
         return mount;

@@ -128,12 +128,46 @@ public sealed class MetadataCacheTests : IAsyncLifetime
     }
 
     [Fact]
+    public void An_answer_that_a_drop_overtook_is_not_kept()
+    {
+        var cache = new MetadataCache(TimeSpan.FromMinutes(1));
+
+        // The call began (versions taken), a callback dropped the entry and the inode, then the
+        // answer came: it may predate the change the callback was about.
+        var entryVersion = cache.EntryVersion(1, "name");
+        var attrVersions = cache.AttrVersions();
+        cache.DropEntry(1, "name");
+        cache.DropAttr(7);
+        cache.PutEntry(1, "name", 7, entryVersion);
+        cache.PutAttr(new AttrReply { Attr = new Attr { Ino = 7 } }, attrVersions);
+        Assert.Null(cache.GetEntry(1, "name"));
+        Assert.Null(cache.GetAttr(7));
+        Assert.False(cache.AttrUnchanged(7, attrVersions));
+
+        // Nothing in between: kept.
+        entryVersion = cache.EntryVersion(1, "name");
+        attrVersions = cache.AttrVersions();
+        cache.PutEntry(1, "name", 7, entryVersion);
+        cache.PutAttr(new AttrReply { Attr = new Attr { Ino = 7 } }, attrVersions);
+        Assert.Equal(7UL, cache.GetEntry(1, "name"));
+        Assert.NotNull(cache.GetAttr(7));
+        Assert.True(cache.AttrUnchanged(7, attrVersions));
+
+        // A lost connection drops everything and moves every version.
+        cache.DropAll();
+        Assert.Null(cache.GetEntry(1, "name"));
+        Assert.Null(cache.GetAttr(7));
+        Assert.NotEqual(entryVersion, cache.EntryVersion(1, "name"));
+        Assert.False(cache.AttrUnchanged(7, attrVersions));
+    }
+
+    [Fact]
     public void Expired_entries_are_swept_once_the_cache_is_large()
     {
         var cache = new MetadataCache(TimeSpan.Zero);
         for (ulong ino = 1; ino <= 40_000; ino++)
         {
-            cache.PutAttr(new AttrReply { Attr = new Attr { Ino = ino } });
+            cache.PutAttr(new AttrReply { Attr = new Attr { Ino = ino } }, cache.AttrVersions());
             cache.PutSecurityXattr(ino, Capability, null);
         }
 

@@ -50,6 +50,7 @@ public sealed partial class MdsNamespace
         }, r => r).ConfigureAwait(false);
         _notifier.EntryChanged(newParent, newName, context.Origin);
         _notifier.AttrChanged(ino, context.Origin);
+        _notifier.AttrChanged(newParent, context.Origin);
         return reply;
     }
 }

@@ -218,9 +218,20 @@ public sealed partial class MdsNamespace
         }
 
         limit = Math.Clamp(limit, 1, 100_000);
-        return repair
-            ? _store.WriteAsync(tx => NamespaceCheck.Run(tx, repair: true, limit))
-            : _store.ReadAsync(tx => NamespaceCheck.Run(tx, repair: false, limit));
+        return repair ? RepairNamespaceAsync(limit) : _store.ReadAsync(tx => NamespaceCheck.Run(tx, repair: false, limit));
+    }
+
+    private async Task<NamespaceCheckReply> RepairNamespaceAsync(int limit)
+    {
+        var reply = await _store.WriteAsync(tx => NamespaceCheck.Run(tx, repair: true, limit)).ConfigureAwait(false);
+
+        // Clients keep attributes until called back: a repaired link count or parent is one.
+        foreach (var problem in reply.Problems.Where(p => p.Repaired))
+        {
+            _notifier.AttrChanged((long)problem.Ino, origin: null);
+        }
+
+        return reply;
     }
 
     /// <summary>At startup: finds files whose retired objects were not deleted before the MDS stopped.</summary>

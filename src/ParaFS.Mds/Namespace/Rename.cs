@@ -52,7 +52,7 @@ public sealed partial class MdsNamespace
 
             if (target is not null && target.Ino == source.Ino)
             {
-                return (Destroyed: false, Victim: (long?)null);
+                return (Destroyed: false, Moved: (long?)null, Other: (long?)null);
             }
 
             if (target is not null)
@@ -76,7 +76,7 @@ public sealed partial class MdsNamespace
                 }
 
                 SaveParents(tx, from, to, now);
-                return (Destroyed: false, Victim: (long?)null);
+                return (Destroyed: false, Moved: source.Ino, Other: target.Ino);
             }
 
             // Linux refuses a move into the source's own subtree (EINVAL), and a target that is an
@@ -132,7 +132,7 @@ public sealed partial class MdsNamespace
             source.CtimeNs = now;
             tx.UpdateInode(source);
             SaveParents(tx, from, to, now);
-            return (Destroyed: destroyed, Victim: target?.Ino);
+            return (Destroyed: destroyed, Moved: source.Ino, Other: target?.Ino);
         }, _ => NoReply).ConfigureAwait(false);
         claims.Dispose(); // at once: opens waiting on the claim need not wait for the notifications
 
@@ -143,9 +143,22 @@ public sealed partial class MdsNamespace
 
         _notifier.EntryChanged(parent, name, context.Origin);
         _notifier.EntryChanged(newParent, newName, context.Origin);
-        if (outcome.Victim is { } victim)
+        if (outcome.Moved is { } moved)
         {
-            _notifier.AttrChanged(victim, context.Origin);
+            // Clients keep attributes until called back: the directories' times and link counts,
+            // the moved inode's ctime, and the replaced (or exchanged) inode's link count and ctime.
+            _notifier.AttrChanged(parent, context.Origin);
+            if (newParent != parent)
+            {
+                _notifier.AttrChanged(newParent, context.Origin);
+            }
+
+            _notifier.AttrChanged(moved, context.Origin);
+        }
+
+        if (outcome.Other is { } other)
+        {
+            _notifier.AttrChanged(other, context.Origin);
         }
     }
 

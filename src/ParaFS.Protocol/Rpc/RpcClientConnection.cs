@@ -285,6 +285,7 @@ public sealed class RpcClientConnection : RpcChannel
 
         FailAll(failure);
         Log.ConnectionClosed(Logger, Peer, reason);
+        _options.Lost?.Invoke(this, reason);
     }
 
     protected override void OnClosed(string reason) =>

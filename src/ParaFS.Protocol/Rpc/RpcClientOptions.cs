@@ -47,6 +47,12 @@ public sealed record RpcClientOptions
     /// <summary>Receives the server's pushes (callbacks). Runs off the receive loop; the push is disposed when it returns.</summary>
     public Func<RpcPush, RpcClientConnection, ValueTask>? PushHandler { get; init; }
 
+    /// <summary>
+    /// Called once when a connection's receive side ends (the peer closed it, a frame was bad, or
+    /// it was disposed): pushes the server sent on it may have been lost with it.
+    /// </summary>
+    public Action<RpcClientConnection, string>? Lost { get; init; }
+
     /// <summary>Called after each new connection's handshake (the MDS client re-establishes its session here).</summary>
     public Func<RpcClientConnection, CancellationToken, ValueTask>? Connected { get; init; }
 }

@@ -1,0 +1,76 @@
+using System.Collections.Concurrent;
+using ParaFS.Client;
+using ParaFS.Fuse;
+using ParaFS.FuseAdapter;
+using ParaFS.Protocol.Mds;
+using ParaFS.Protocol.Rpc;
+
+namespace ParaFS.Mount.Tests;
+
+/// <summary>
+/// The kernel keeps the entries and attributes the MDS answered for the lease, until a callback
+/// says they changed or a connection to the MDS ends. Driven on the adapter itself, over a client
+/// of a running cluster, with the kernel's invalidations recorded; another client makes the
+/// changes, and `ss -K` cuts the connections to the MDS.
+/// </summary>
+public sealed class LeaseTests
+{
+    private static readonly TimeSpan Lease = TimeSpan.FromSeconds(30);
+
+    [MountFact]
+    public async Task Leases_end_with_another_clients_change_and_all_of_them_with_a_lost_MDS_connection()
+    {
+        await using var up = await ParafsUp.StartAsync();
+        await File.WriteAllTextAsync(Path.Combine(up.MountPoint, "leased"), "leased");
+        var mds = RpcEndpoint.Parse(up.Mds);
+        await using var mine = await ParaFsClient.ConnectAsync(mds);
+        await using var other = await ParaFsClient.ConnectAsync(mds);
+        var fs = new ParaFsFileSystem(mine, cacheTimeout: TimeSpan.FromSeconds(1), lease: Lease);
+        var entriesDropped = new ConcurrentQueue<(ulong Parent, string Name)>();
+        var inodesDropped = new ConcurrentQueue<ulong>();
+        var attributesDropped = new ConcurrentQueue<ulong>();
+        fs.InvalidateEntry = (parent, name) => entriesDropped.Enqueue((parent, name));
+        fs.InvalidateInode = inodesDropped.Enqueue;
+        fs.InvalidateAttributes = attributesDropped.Enqueue;
+        fs.FollowCallbacks();
+        var context = new FuseContext(1, 0, 0, 0, CancellationToken.None);
+        var root = new Caller();
+
+        var entry = await fs.LookupAsync(context, 1, "leased");
+        Assert.Equal(Lease, entry.EntryTimeout);
+        Assert.Equal(Lease, entry.AttrTimeout);
+        Assert.Equal((1, 1), fs.TrustedCount);
+
+        // Another client's chmod ends the attributes' lease (the kernel drops them), not the entry's.
+        await other.SetAttrAsync(root, new SetAttrRequest { Ino = entry.NodeId, Valid = (uint)SetAttrField.Mode, Mode = 0x180 }, null);
+        await Eventually.TrueAsync(() => inodesDropped.Contains(entry.NodeId), "the chmod was called back to the mount");
+        Assert.Equal((1, 0), fs.TrustedCount);
+        var (attr, timeout) = await fs.GetAttrAsync(context, entry.NodeId, null);
+        Assert.Equal(0x180u, attr.Mode & 0xFFF);
+        Assert.Equal(Lease, timeout);
+
+        // Another client's rename ends the entry's lease.
+        await other.RenameAsync(root, 1, "leased", 1, "moved");
+        await Eventually.TrueAsync(() => entriesDropped.Contains((1UL, "leased")), "the rename was called back to the mount");
+        Assert.Equal(0, fs.TrustedCount.Entries);
+        Assert.Equal(Lease, (await fs.LookupAsync(context, 1, "moved")).EntryTimeout);
+        Assert.Equal((1, 1), fs.TrustedCount);
+        Assert.Empty(attributesDropped);
+
+        // Every connection to the MDS cut: a callback may have been lost with them, so every
+        // lease ends, attributes only (the cached data stays).
+        await Shell.OkAsync($"ss -K dst {mds.Text}");
+        await Eventually.TrueAsync(() => fs.TrustedCount == (0, 0), "a lost MDS connection ended every lease");
+        Assert.Contains((1UL, "moved"), entriesDropped);
+        Assert.Contains(entry.NodeId, attributesDropped);
+
+        // The client reconnects, and answers are leased again.
+        Assert.Equal(Lease, (await fs.LookupAsync(context, 1, "moved")).AttrTimeout);
+
+        // Without a lease (-o lease=0) everything lives the cache timeout, as before leases.
+        var unleased = new ParaFsFileSystem(other, cacheTimeout: TimeSpan.FromSeconds(1), lease: TimeSpan.Zero);
+        var plain = await unleased.LookupAsync(context, 1, "moved");
+        Assert.Equal((TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1)), (plain.EntryTimeout, plain.AttrTimeout));
+        Assert.Equal((0, 0), unleased.TrustedCount);
+    }
+}
