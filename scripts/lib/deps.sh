@@ -25,7 +25,8 @@ parafs_ensure_dotnet() {
 
 # The store tests run a throwaway PostgreSQL server (scripts/lib/postgres.sh installs it).
 # The mount tests use ordinary tools on the mount: getfattr/setfattr (attr), fusermount3 (fuse3),
-# setpriv (util-linux), fallocate, cmp, diff, tar, and python3 (os.lseek, fcntl locks).
+# setpriv (util-linux), fallocate, cmp, diff, tar, python3 (os.lseek, fcntl locks), and ss
+# (iproute2: the lease test cuts the connections to the MDS with ss -K).
 parafs_ensure_test_deps() {
   parafs_ensure_dotnet
   local need=()
@@ -34,6 +35,7 @@ parafs_ensure_test_deps() {
   command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
   command -v cmp >/dev/null 2>&1 || need+=(diffutils)
   command -v python3 >/dev/null 2>&1 || need+=(python3)
+  command -v ss >/dev/null 2>&1 || need+=(iproute2)
   if [[ ${#need[@]} -gt 0 ]] && ! parafs_apt_install "${need[@]}"; then
     # The tests that use these tools will fail and say what is missing; the rest still run.
     echo "parafs: warning: could not install ${need[*]}; the mount tests that use them will fail" >&2
