@@ -110,6 +110,9 @@ internal sealed class MetadataCache(TimeSpan lifetime)
     public void PutEntry(ulong parent, string name, ulong ino, long[] versions) =>
         PutEntry(parent, name, ino, versions[EntryStripe(parent, name)]);
 
+    /// <summary>Whether nothing dropped the entry (or one sharing its stripe) since <paramref name="versions"/> (<see cref="EntryVersions"/>) were taken.</summary>
+    public bool EntryUnchanged(ulong parent, string name, long[] versions) => EntryVersion(parent, name) == versions[EntryStripe(parent, name)];
+
     /// <summary>A count that moves whenever the entry (or one sharing its stripe) is dropped.</summary>
     public long EntryVersion(ulong parent, string name) => Volatile.Read(ref _entryDrops[EntryStripe(parent, name)]);
 

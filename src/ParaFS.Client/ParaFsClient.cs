@@ -84,6 +84,12 @@ public sealed partial class ParaFsClient : IAsyncDisposable
     /// </summary>
     public long EntryVersion(ulong parent, string name) => _cache.EntryVersion(parent, name);
 
+    /// <summary>The entry counts of every stripe, for a call that answers entries not known before it (a directory listing).</summary>
+    public long[] EntryVersions() => _cache.EntryVersions();
+
+    /// <inheritdoc cref="MetadataCache.EntryUnchanged"/>
+    public bool EntryUnchanged(ulong parent, string name, long[] versions) => _cache.EntryUnchanged(parent, name, versions);
+
     public string FileSystemId => _mds.FileSystemId;
 
     public string FileSystemName => _mds.FileSystemName;

@@ -416,6 +416,8 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
             var cookie = (ulong)Math.Max(0, offset - 2);
             while (true)
             {
+                var entryVersions = plus ? client.EntryVersions() : [];
+                var attrVersions = plus ? client.AttrVersions() : [];
                 var page = await client.ReaddirAsync(caller, nodeId, cookie, 256, plus, context.Cancellation).ConfigureAwait(false);
                 foreach (var entry in page.Entries)
                 {
@@ -423,8 +425,12 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
                     bool added;
                     if (plus && entry.Attr is { } attr)
                     {
-                        // Its attributes count as shown only if the kernel's buffer took the entry.
-                        added = buffer.AddPlus(entry.Name, EntryNotYetShown(attr), next);
+                        // Leased like a lookup's answer (a loader that lists a directory opens its
+                        // files with no LOOKUP); its attributes count as shown only if the
+                        // kernel's buffer took the entry.
+                        var entryTimeout = EntryLease(nodeId, entry.Name, () => client.EntryUnchanged(nodeId, entry.Name, entryVersions));
+                        var leased = new FuseEntry(attr.Ino, 0, Conversions.ToFuse(attr), entryTimeout, AttrTimeout(attr.Ino, attrVersions));
+                        added = buffer.AddPlus(entry.Name, leased, next);
                         if (added)
                         {
                             Shown(attr);
@@ -565,22 +571,23 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
     /// revocation of everything cannot pass it by); otherwise, or when the table is full, the
     /// short timeout.
     /// </summary>
-    private FuseEntry Trusted(Attr attr, ulong parent, string name, long entryVersion, long[] attrVersions)
+    private FuseEntry Trusted(Attr attr, ulong parent, string name, long entryVersion, long[] attrVersions) =>
+        new(attr.Ino, 0, Shown(attr), EntryLease(parent, name, () => client.EntryVersion(parent, name) == entryVersion), AttrTimeout(attr.Ino, attrVersions));
+
+    /// <summary>The lease for the entry when <paramref name="unchanged"/> still holds once it is recorded; the short timeout otherwise.</summary>
+    private TimeSpan EntryLease(ulong parent, string name, Func<bool> unchanged)
     {
-        var entryTimeout = _timeout;
         if (_lease > _timeout && _trustedEntries.TryAdd((parent, name), LeaseEnd))
         {
-            if (client.EntryVersion(parent, name) == entryVersion)
+            if (unchanged())
             {
-                entryTimeout = _lease;
+                return _lease;
             }
-            else
-            {
-                _trustedEntries.Remove((parent, name));
-            }
+
+            _trustedEntries.Remove((parent, name));
         }
 
-        return new(attr.Ino, 0, Shown(attr), entryTimeout, AttrTimeout(attr.Ino, attrVersions));
+        return _timeout;
     }
 
     /// <summary>The lease for the attributes of <paramref name="ino"/> when nothing dropped them since <paramref name="versions"/> were taken; the short timeout otherwise.</summary>
@@ -600,9 +607,6 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
     }
 
     private long LeaseEnd => Environment.TickCount64 + (long)_lease.TotalMilliseconds;
-
-    /// <summary>An entry whose attributes are not yet recorded as shown (the caller records them once the kernel has them).</summary>
-    private FuseEntry EntryNotYetShown(Attr attr) => new(attr.Ino, 0, Conversions.ToFuse(attr), _timeout, _timeout);
 
     private FuseAttr Shown(Attr attr)
     {

@@ -67,10 +67,31 @@ public sealed class LeaseTests
         // The client reconnects, and answers are leased again.
         Assert.Equal(Lease, (await fs.LookupAsync(context, 1, "moved")).AttrTimeout);
 
+        // A listing with attributes (readdirplus) is leased as a lookup is: a loader that lists
+        // a directory then opens its files sends no LOOKUP.
+        var listed = new CapturingBuffer();
+        await fs.ReadDirAsync(context, 1, 0, 2, listed, plus: true);
+        var moved = Assert.Single(listed.Entries, e => e.Name == "moved").Entry;
+        Assert.Equal((Lease, Lease), (moved.EntryTimeout, moved.AttrTimeout));
+
         // Without a lease (-o lease=0) everything lives the cache timeout, as before leases.
         var unleased = new ParaFsFileSystem(other, cacheTimeout: TimeSpan.FromSeconds(1), lease: TimeSpan.Zero);
         var plain = await unleased.LookupAsync(context, 1, "moved");
         Assert.Equal((TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1)), (plain.EntryTimeout, plain.AttrTimeout));
         Assert.Equal((0, 0), unleased.TrustedCount);
+    }
+
+    /// <summary>A kernel directory buffer that takes every entry and keeps the readdirplus ones.</summary>
+    private sealed class CapturingBuffer : FuseDirectoryBuffer
+    {
+        public List<(string Name, FuseEntry Entry)> Entries { get; } = [];
+
+        public override bool Add(string name, ulong ino, uint type, long nextOffset) => true;
+
+        public override bool AddPlus(string name, FuseEntry entry, long nextOffset)
+        {
+            Entries.Add((name, entry));
+            return true;
+        }
     }
 }
