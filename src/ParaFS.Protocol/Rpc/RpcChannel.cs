@@ -367,6 +367,11 @@ public abstract class RpcChannel : IAsyncDisposable
         {
             await _writer.CompleteAsync().ConfigureAwait(false);
         }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            // A send that the abort cut off left bytes in the writer, and completing it tries to
+            // flush them to the socket the abort disposed: nothing more can go out anyway.
+        }
         finally
         {
             _sendLock.Release();
