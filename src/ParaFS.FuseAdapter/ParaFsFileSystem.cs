@@ -108,18 +108,36 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
 
     public async ValueTask<FuseEntry> LookupAsync(FuseContext context, ulong parent, string name)
     {
+        var version = client.EntryVersion(parent, name);
         try
         {
-            var version = client.EntryVersion(parent, name);
             var attrVersions = client.AttrVersions();
             var reply = await client.LookupAsync(_callers.For(context), parent, name, context.Cancellation).ConfigureAwait(false);
             return Trusted(reply.Attr, parent, name, version, attrVersions);
         }
         catch (ParaFsException e)
         {
+            if (e.Errno == Errno.ENOENT && Absent(parent, name, version) is { } absent)
+            {
+                return absent;
+            }
+
             throw Translate(e);
         }
     }
+
+    /// <summary>
+    /// A name the MDS says is not there, for the kernel to keep as absent for the lease (node id
+    /// 0): a create, link or rename onto it anywhere calls back, as for an entry that is there.
+    /// Null (the caller answers ENOENT, which the kernel does not keep) when leases are off, the
+    /// table is full, or something revoked the entry while the lookup was on its way: an absence
+    /// kept for even the short timeout would hide another client's new file from an open that
+    /// follows its close.
+    /// </summary>
+    private FuseEntry? Absent(ulong parent, string name, long entryVersion) =>
+        EntryLease(parent, name, () => client.EntryVersion(parent, name) == entryVersion) is var lease && lease > _timeout
+            ? new FuseEntry(0, 0, default, lease, TimeSpan.Zero)
+            : null;
 
     /// <summary>
     /// Node ids are inode numbers, so nothing is counted per lookup. A FORGET means the kernel has

@@ -22,6 +22,38 @@ public sealed class ClusterTests
     }
 
     /// <summary>
+    /// A name one mount looked up and found absent is kept absent by its kernel for the lease (a
+    /// negative entry), and appears there once another mount creates it: the MDS's callback ends
+    /// the negative entry as it ends a positive one.
+    /// </summary>
+    [MountFact]
+    public async Task A_name_one_mount_found_absent_appears_there_once_another_mount_creates_it()
+    {
+        await using var up = await ParafsUp.StartAsync();
+        await using var mount = await ExtraMount.StartAsync(up.Mds);
+        foreach (var name in new[] { "later", "later-dir" })
+        {
+            var mine = Path.Combine(up.MountPoint, name);
+            Assert.False(Path.Exists(mine));
+            Assert.False(Path.Exists(mine));
+            if (name.EndsWith("-dir", StringComparison.Ordinal))
+            {
+                Directory.CreateDirectory(Path.Combine(mount.MountPoint, name));
+            }
+            else
+            {
+                await File.WriteAllTextAsync(Path.Combine(mount.MountPoint, name), name);
+            }
+
+            // Well within the 30 s lease: only the callback can make it appear this soon.
+            await Eventually.TrueAsync(() => Path.Exists(mine), $"'{name}', created by the other mount, appeared here", TimeSpan.FromSeconds(5));
+        }
+
+        Assert.Equal("later", await File.ReadAllTextAsync(Path.Combine(up.MountPoint, "later")));
+        Assert.True(Directory.Exists(Path.Combine(up.MountPoint, "later-dir")));
+    }
+
+    /// <summary>
     /// The kernel keeps a file's cached pages across opens while the file is unchanged (a data
     /// loader's second epoch reads from memory), and drops them at the next open once another
     /// mount wrote the file and closed it, also when the size stays the same.

@@ -61,6 +61,17 @@ public sealed class LeaseTests
         Assert.Equal((1, 1), fs.TrustedCount);
         Assert.Empty(attributesDropped);
 
+        // A name that is not there is leased as absent (node id 0: the kernel keeps the negative
+        // entry, and a create that looked first sends no second LOOKUP), until another client's
+        // create calls back.
+        var absent = await fs.LookupAsync(context, 1, "absent");
+        Assert.Equal((0UL, Lease), (absent.NodeId, absent.EntryTimeout));
+        Assert.Equal((2, 1), fs.TrustedCount);
+        await other.CreateAsync(root, 1, "absent", FileType.Regular, 0x1A4);
+        await Eventually.TrueAsync(() => entriesDropped.Contains((1UL, "absent")), "the create was called back to the mount");
+        Assert.Equal((1, 1), fs.TrustedCount);
+        Assert.NotEqual(0UL, (await fs.LookupAsync(context, 1, "absent")).NodeId);
+
         // Every connection to the MDS cut: a callback may have been lost with them, so every
         // lease ends, attributes only (the cached data stays).
         await Shell.OkAsync($"ss -K dst {mds.Text}");
@@ -82,6 +93,8 @@ public sealed class LeaseTests
         var unleased = new ParaFsFileSystem(other, cacheTimeout: TimeSpan.FromSeconds(1), lease: TimeSpan.Zero);
         var plain = await unleased.LookupAsync(context, 1, "moved");
         Assert.Equal((TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1)), (plain.EntryTimeout, plain.AttrTimeout));
+        var missing = await Assert.ThrowsAsync<FuseException>(async () => await unleased.LookupAsync(context, 1, "missing"));
+        Assert.Equal(2, missing.Errno);
         Assert.Equal((0, 0), unleased.TrustedCount);
     }
 
