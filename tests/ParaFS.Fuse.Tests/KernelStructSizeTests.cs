@@ -67,7 +67,7 @@ public sealed class KernelStructSizeTests
     [Fact] public void Fuse_notify_retrieve_out_is_32_bytes() => Assert.Equal(32, Unsafe.SizeOf<FuseNotifyRetrieveOut>());
     [Fact] public void Fuse_backing_map_is_16_bytes() => Assert.Equal(16, Unsafe.SizeOf<FuseBackingMap>());
     [Fact] public void Iovec_is_16_bytes() => Assert.Equal(16, Unsafe.SizeOf<Libc.Iovec>());
-    [Fact] public void Pollfd_is_8_bytes() => Assert.Equal(8, Unsafe.SizeOf<Libc.PollFd>());
+    [Fact] public void Epoll_event_is_12_bytes() => Assert.Equal(12, Unsafe.SizeOf<Libc.EpollEvent>());
     [Fact] public void Msghdr_is_56_bytes() => Assert.Equal(56, Unsafe.SizeOf<Libc.MsgHdr>());
     [Fact] public void Cmsghdr_is_16_bytes() => Assert.Equal(16, Unsafe.SizeOf<Libc.CmsgHdr>());
 

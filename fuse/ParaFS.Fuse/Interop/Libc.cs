@@ -26,9 +26,10 @@ internal static unsafe partial class Libc
     public const int MntDetach = 2;
     public const int UmountNoFollow = 8;
 
-    public const short PollIn = 0x1;
-    public const short PollErr = 0x8;
-    public const short PollHup = 0x10;
+    public const uint EpollIn = 0x1;
+    public const uint EpollExclusive = 1u << 28;
+    public const int EpollCloExec = 0x80000;
+    public const int EpollCtlAdd = 1;
 
     public const int EfdCloExec = 0x80000;
     public const int EfdNonBlock = 0x800;
@@ -72,8 +73,14 @@ internal static unsafe partial class Libc
     [LibraryImport(Library, EntryPoint = "fcntl", SetLastError = true)]
     public static partial int Fcntl(int fd, int command, int argument);
 
-    [LibraryImport(Library, EntryPoint = "poll", SetLastError = true)]
-    public static partial int Poll(PollFd* fds, nuint count, int timeoutMs);
+    [LibraryImport(Library, EntryPoint = "epoll_create1", SetLastError = true)]
+    public static partial int EpollCreate1(int flags);
+
+    [LibraryImport(Library, EntryPoint = "epoll_ctl", SetLastError = true)]
+    public static partial int EpollCtl(int epfd, int op, int fd, EpollEvent* ev);
+
+    [LibraryImport(Library, EntryPoint = "epoll_wait", SetLastError = true)]
+    public static partial int EpollWait(int epfd, EpollEvent* events, int maxEvents, int timeoutMs);
 
     [LibraryImport(Library, EntryPoint = "eventfd", SetLastError = true)]
     public static partial int EventFd(uint initialValue, int flags);
@@ -117,13 +124,12 @@ internal static unsafe partial class Libc
         public nuint Length;
     }
 
-    /// <summary>struct pollfd (8 bytes).</summary>
-    [StructLayout(LayoutKind.Sequential)]
-    public struct PollFd
+    /// <summary>struct epoll_event (12 bytes: packed on x86_64): events @0, data @4.</summary>
+    [StructLayout(LayoutKind.Sequential, Pack = 4)]
+    public struct EpollEvent
     {
-        public int Fd;
-        public short Events;
-        public short Revents;
+        public uint Events;
+        public ulong Data;
     }
 
     /// <summary>struct msghdr (56 bytes on x86_64): name @0, namelen @8, iov @16, iovlen @24, control @32, controllen @40, flags @48.</summary>

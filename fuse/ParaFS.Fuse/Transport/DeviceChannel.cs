@@ -3,15 +3,23 @@ using ParaFS.Fuse.Interop;
 namespace ParaFS.Fuse.Transport;
 
 /// <summary>
-/// A /dev/fuse descriptor. It is non-blocking: a read that finds the queue empty (EAGAIN) polls the
-/// descriptor together with an eventfd that <see cref="Shutdown"/> signals, since a thread
-/// blocked in read(2) cannot be woken by closing the descriptor (reference 4.3). Under load every
-/// read finds a request and no poll is made.
+/// A /dev/fuse descriptor. It is non-blocking: a read that finds the queue empty (EAGAIN) waits in
+/// an epoll set of its own that holds the descriptor and an eventfd that <see cref="Shutdown"/>
+/// signals, since a thread blocked in read(2) cannot be woken by closing the descriptor (reference
+/// 4.3). Every clone's descriptor waits on the one queue of the connection; the descriptor is in
+/// its set with EPOLLEXCLUSIVE, so a request wakes one waiting reader, not all of them (with
+/// poll(2) each request woke every idle reader, and on two cores the ones that found nothing
+/// took the CPU from the one that had it). The eventfd wakes them all. Under load every read
+/// finds a request and no wait is made.
 /// </summary>
 internal sealed unsafe class DeviceChannel : IFuseChannel
 {
+    /// <summary>The epoll data of the stop eventfd; the device's is 0.</summary>
+    private const ulong StopEvent = 1;
+
     private readonly int _stopFd;
     private readonly bool _ownsStopFd;
+    private readonly int _waitSet;
     private int _fd;
 
     /// <summary>Takes ownership of <paramref name="fd"/>, a mounted /dev/fuse descriptor.</summary>
@@ -26,12 +34,14 @@ internal sealed unsafe class DeviceChannel : IFuseChannel
         _ownsStopFd = true;
         _fd = fd;
         MakeNonBlocking(fd);
+        _waitSet = CreateWaitSet(fd, _stopFd);
     }
 
     private DeviceChannel(int fd, int stopFd)
     {
         _fd = fd;
         _stopFd = stopFd;
+        _waitSet = CreateWaitSet(fd, stopFd);
     }
 
     public int Fd => _fd;
@@ -113,7 +123,15 @@ internal sealed unsafe class DeviceChannel : IFuseChannel
             throw new IOException($"FUSE_DEV_IOC_CLONE failed: {Libc.Describe(errno)}");
         }
 
-        return new DeviceChannel(fd, _stopFd);
+        try
+        {
+            return new DeviceChannel(fd, _stopFd);
+        }
+        catch (IOException)
+        {
+            Libc.Close(fd);
+            throw;
+        }
     }
 
     public void Shutdown()
@@ -128,6 +146,7 @@ internal sealed unsafe class DeviceChannel : IFuseChannel
         if (fd >= 0)
         {
             Libc.Close(fd);
+            Libc.Close(_waitSet);
             if (_ownsStopFd)
             {
                 Libc.Close(_stopFd);
@@ -146,15 +165,34 @@ internal sealed unsafe class DeviceChannel : IFuseChannel
         }
     }
 
+    /// <summary>The epoll set a reader of <paramref name="fd"/> waits in: the device, exclusively, and the stop eventfd.</summary>
+    private static int CreateWaitSet(int fd, int stopFd)
+    {
+        var set = Libc.EpollCreate1(Libc.EpollCloExec);
+        if (set < 0)
+        {
+            throw new IOException($"epoll_create1 failed: {Libc.Describe(Libc.LastErrno)}");
+        }
+
+        var device = new Libc.EpollEvent { Events = Libc.EpollIn | Libc.EpollExclusive, Data = 0 };
+        var stop = new Libc.EpollEvent { Events = Libc.EpollIn, Data = StopEvent };
+        if (Libc.EpollCtl(set, Libc.EpollCtlAdd, fd, &device) < 0 || Libc.EpollCtl(set, Libc.EpollCtlAdd, stopFd, &stop) < 0)
+        {
+            var errno = Libc.LastErrno;
+            Libc.Close(set);
+            throw new IOException($"epoll_ctl on /dev/fuse failed: {Libc.Describe(errno)}");
+        }
+
+        return set;
+    }
+
     /// <summary>Waits until the device has a request (or an error) or the stop eventfd fired; false for stop.</summary>
     private bool WaitReadable()
     {
-        var fds = stackalloc Libc.PollFd[2];
+        var events = stackalloc Libc.EpollEvent[2];
         while (true)
         {
-            fds[0] = new Libc.PollFd { Fd = _fd, Events = Libc.PollIn };
-            fds[1] = new Libc.PollFd { Fd = _stopFd, Events = Libc.PollIn };
-            var n = Libc.Poll(fds, 2, -1);
+            var n = Libc.EpollWait(_waitSet, events, 2, -1);
             if (n < 0)
             {
                 var errno = Libc.LastErrno;
@@ -163,15 +201,18 @@ internal sealed unsafe class DeviceChannel : IFuseChannel
                     continue;
                 }
 
-                throw new IOException($"poll on /dev/fuse failed: {Libc.Describe(errno)}");
+                throw new IOException($"epoll_wait on /dev/fuse failed: {Libc.Describe(errno)}");
             }
 
-            if ((fds[1].Revents & Libc.PollIn) != 0)
+            for (var i = 0; i < n; i++)
             {
-                return false;
+                if (events[i].Data == StopEvent)
+                {
+                    return false;
+                }
             }
 
-            if (fds[0].Revents != 0)
+            if (n > 0)
             {
                 return true;
             }
