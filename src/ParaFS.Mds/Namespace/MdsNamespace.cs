@@ -148,6 +148,20 @@ public sealed partial class MdsNamespace
     }
 
     /// <summary>
+    /// After a removal that kept <paramref name="ino"/> as an orphan for its opens has committed:
+    /// if the last of them closed meanwhile, that close may have looked before the commit and
+    /// found the file still named (PostgreSQL runs the two transactions side by side), so the
+    /// orphan is reclaimed here.
+    /// </summary>
+    private async Task ReclaimIfClosedMeanwhileAsync(long ino)
+    {
+        if (_sessions.MayBeKeptOpen(ino) && !_sessions.IsOpen(ino))
+        {
+            await ReclaimIfOrphanAsync(ino).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
     /// The inodes one removal has claimed (<see cref="SessionTable.TryClaimRemoval"/>), so that no
     /// open registers a handle on them until the removal's transaction is over; disposed once it
     /// is, however many times the store ran the work.

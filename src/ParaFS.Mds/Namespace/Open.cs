@@ -135,7 +135,11 @@ public sealed partial class MdsNamespace
         }
     }
 
-    /// <summary>close(2): applies the client's size report, and deletes an unlinked file on its last close anywhere.</summary>
+    /// <summary>
+    /// close(2): applies the client's size report, and deletes an unlinked file on its last close
+    /// anywhere. Only an inode a removal left as an orphan is looked at: the last close of a named
+    /// file (every file a data loader reads) takes no turn in the store's one writer.
+    /// </summary>
     public async Task CloseAsync(RequestContext context, ulong handle, SizeReport? report)
     {
         if (report is not null && report.Ino != 0)
@@ -149,7 +153,7 @@ public sealed partial class MdsNamespace
             throw new ParaFsException(Errno.EBADF, $"handle {handle} is not open");
         }
 
-        if (last)
+        if (last && _sessions.MayBeKeptOpen(open.Ino))
         {
             await ReclaimIfOrphanAsync(open.Ino).ConfigureAwait(false);
         }
@@ -159,17 +163,27 @@ public sealed partial class MdsNamespace
     public async Task<int> ReclaimIfOrphanAsync(long ino)
     {
         using var claims = new RemovalClaims(_sessions);
-        var destroyed = await _store.WriteAsync(tx =>
+        var (destroyed, gone) = await _store.WriteAsync(tx =>
         {
             var inode = tx.GetInode(ino);
-            if (inode is null || inode.Nlink != 0 || !claims.NobodyHasOpen(ino))
+            if (inode is null)
             {
-                return false;
+                return (false, true);
+            }
+
+            if (inode.Nlink != 0 || !claims.NobodyHasOpen(ino))
+            {
+                return (false, false);
             }
 
             Destroy(tx, inode);
-            return true;
+            return (true, true);
         }).ConfigureAwait(false);
+        if (gone)
+        {
+            _sessions.Reclaimed(ino);
+        }
+
         if (destroyed)
         {
             _deletionsQueued();

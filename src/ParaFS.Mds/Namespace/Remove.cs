@@ -63,6 +63,10 @@ public sealed partial class MdsNamespace
         {
             _deletionsQueued();
         }
+        else
+        {
+            await ReclaimIfClosedMeanwhileAsync(removed.Ino).ConfigureAwait(false);
+        }
 
         _notifier.EntryChanged(parent, name, context.Origin);
         _notifier.AttrChanged(parent, context.Origin);

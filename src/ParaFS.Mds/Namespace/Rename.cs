@@ -140,6 +140,10 @@ public sealed partial class MdsNamespace
         {
             _deletionsQueued();
         }
+        else if (outcome.Other is { } replaced)
+        {
+            await ReclaimIfClosedMeanwhileAsync(replaced).ConfigureAwait(false);
+        }
 
         _notifier.EntryChanged(parent, name, context.Origin);
         _notifier.EntryChanged(newParent, newName, context.Origin);

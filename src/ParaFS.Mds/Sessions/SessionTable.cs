@@ -40,6 +40,9 @@ public sealed class SessionTable
     private readonly Dictionary<ulong, OpenFile> _handles = [];
     private readonly Dictionary<long, int> _openCounts = [];
     private readonly Dictionary<long, Removal> _removing = [];
+
+    /// <summary>Inodes a removal found open with no name left (orphans kept for their opens), until reclaimed.</summary>
+    private readonly HashSet<long> _keptOpen = [];
     private long _lastId = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() << 16;
 
     private long _recoveryEndsAt;
@@ -235,6 +238,7 @@ public sealed class SessionTable
         {
             if (_openCounts.ContainsKey(ino))
             {
+                _keptOpen.Add(ino);
                 return false;
             }
 
@@ -245,6 +249,29 @@ public sealed class SessionTable
 
             removal.Claims++;
             return true;
+        }
+    }
+
+    /// <summary>
+    /// Whether <paramref name="ino"/> may be an orphan its opens kept: a removal asked for it
+    /// (<see cref="TryClaimRemoval"/>, which removals call only once no name is left) and found
+    /// it open, and it has not been reclaimed since. The last close of any other inode has
+    /// nothing to reclaim, and needs no store transaction.
+    /// </summary>
+    public bool MayBeKeptOpen(long ino)
+    {
+        lock (_lock)
+        {
+            return _keptOpen.Contains(ino);
+        }
+    }
+
+    /// <summary>An orphan is deleted (or was already gone): its last close need not look again.</summary>
+    public void Reclaimed(long ino)
+    {
+        lock (_lock)
+        {
+            _keptOpen.Remove(ino);
         }
     }
 
