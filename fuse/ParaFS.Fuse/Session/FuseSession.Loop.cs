@@ -23,7 +23,10 @@ public sealed partial class FuseSession
     /// which few programs retry. A request that is still waiting (an MDS or OST that does not
     /// answer) is cancelled after it and answered EINTR, so Ctrl-C still ends it.
     /// </summary>
-    private static readonly TimeSpan InterruptGrace = TimeSpan.FromSeconds(1);
+    internal static readonly TimeSpan DefaultInterruptGrace = TimeSpan.FromSeconds(1);
+
+    /// <summary><see cref="DefaultInterruptGrace"/>; a test that must not depend on how soon the thread pool runs a continuation widens it.</summary>
+    internal TimeSpan InterruptGrace { get; set; } = DefaultInterruptGrace;
 
     private readonly ConcurrentDictionary<ulong, CancellationTokenSource> _inFlight = new();
     private readonly TaskCompletionSource _readersDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
