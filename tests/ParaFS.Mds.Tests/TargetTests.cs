@@ -69,7 +69,9 @@ public abstract class TargetTests(TestStore store)
     [SuiteFact]
     public async Task A_target_registers_heartbeats_is_marked_down_when_silent_and_up_when_back()
     {
-        await using var mds = await MdsFixture.StartAsync(store, heartbeat: TimeSpan.FromMilliseconds(200));
+        // Down after three missed intervals: 3 s, so that a loaded test run, slow between a
+        // heartbeat and the look that follows it, does not see the target go down in between.
+        await using var mds = await MdsFixture.StartAsync(store, heartbeat: TimeSpan.FromSeconds(1));
         await using var ost = (await mds.AddTargetsAsync(1, pool: "p1"))[0];
         await using var client = await mds.ClientAsync();
         async Task<TargetInfo> Info() => Assert.Single((await client.CallAsync(Methods.MdsListTargets, new StatFsRequest(), ListTargetsReply.Parser)).Targets);
