@@ -13,23 +13,17 @@ public sealed class CloseTests
     private const ulong Root = 1;
 
     /// <summary>Counts the write transactions the namespace asks of the store.</summary>
-    private sealed class CountingStore(IMetadataStore inner) : IMetadataStore
+    private sealed class CountingStore(IMetadataStore inner) : DelegatingStore(inner)
     {
         private int _writes;
 
         public int Writes => Volatile.Read(ref _writes);
 
-        public string Kind => inner.Kind;
-
-        public Task<T> ReadAsync<T>(Func<IStoreTransaction, T> work, CancellationToken cancellationToken = default) => inner.ReadAsync(work, cancellationToken);
-
-        public Task<T> WriteAsync<T>(Func<IStoreTransaction, T> work, CancellationToken cancellationToken = default)
+        public override Task<T> WriteAsync<T>(Func<IStoreTransaction, T> work, CancellationToken cancellationToken = default)
         {
             Interlocked.Increment(ref _writes);
-            return inner.WriteAsync(work, cancellationToken);
+            return Inner.WriteAsync(work, cancellationToken);
         }
-
-        public ValueTask DisposeAsync() => inner.DisposeAsync();
     }
 
     [Fact]

@@ -14,19 +14,15 @@ public sealed class ReplayedTransactionTests
     private const ulong Root = 1;
 
     /// <summary>Runs each write's work once in a rolled-back transaction, then again in the one that commits.</summary>
-    private sealed class ReplayingStore(IMetadataStore inner) : IMetadataStore
+    private sealed class ReplayingStore(IMetadataStore inner) : DelegatingStore(inner)
     {
         public int Replays { get; private set; }
 
-        public string Kind => inner.Kind;
-
-        public Task<T> ReadAsync<T>(Func<IStoreTransaction, T> work, CancellationToken cancellationToken = default) => inner.ReadAsync(work, cancellationToken);
-
-        public async Task<T> WriteAsync<T>(Func<IStoreTransaction, T> work, CancellationToken cancellationToken = default)
+        public override async Task<T> WriteAsync<T>(Func<IStoreTransaction, T> work, CancellationToken cancellationToken = default)
         {
             try
             {
-                await inner.WriteAsync<T>(tx =>
+                await Inner.WriteAsync<T>(tx =>
                 {
                     work(tx);
                     throw new RolledBack();
@@ -41,10 +37,8 @@ public sealed class ReplayedTransactionTests
                 // The first attempt failed on its own (an errno): the second one will say so again.
             }
 
-            return await inner.WriteAsync(work, cancellationToken);
+            return await Inner.WriteAsync(work, cancellationToken);
         }
-
-        public ValueTask DisposeAsync() => inner.DisposeAsync();
 
         private sealed class RolledBack : Exception;
     }
