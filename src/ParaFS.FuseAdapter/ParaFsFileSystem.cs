@@ -135,7 +135,7 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
     /// follows its close.
     /// </summary>
     private FuseEntry? Absent(ulong parent, string name, long entryVersion) =>
-        EntryLease(parent, name, () => client.EntryVersion(parent, name) == entryVersion) is var lease && lease > _timeout
+        EntryLease(parent, name, entryVersion) is var lease && lease > _timeout
             ? new FuseEntry(0, 0, default, lease, TimeSpan.Zero)
             : null;
 
@@ -590,7 +590,11 @@ public sealed partial class ParaFsFileSystem(ParaFsClient client, TimeSpan? cach
     /// short timeout.
     /// </summary>
     private FuseEntry Trusted(Attr attr, ulong parent, string name, long entryVersion, long[] attrVersions) =>
-        new(attr.Ino, 0, Shown(attr), EntryLease(parent, name, () => client.EntryVersion(parent, name) == entryVersion), AttrTimeout(attr.Ino, attrVersions));
+        new(attr.Ino, 0, Shown(attr), EntryLease(parent, name, entryVersion), AttrTimeout(attr.Ino, attrVersions));
+
+    /// <summary>The lease for an entry answered by a call made at <paramref name="version"/> (<see cref="ParaFsClient.EntryVersion"/>).</summary>
+    private TimeSpan EntryLease(ulong parent, string name, long version) =>
+        EntryLease(parent, name, () => client.EntryVersion(parent, name) == version);
 
     /// <summary>The lease for the entry when <paramref name="unchanged"/> still holds once it is recorded; the short timeout otherwise.</summary>
     private TimeSpan EntryLease(ulong parent, string name, Func<bool> unchanged)
